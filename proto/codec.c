@@ -171,8 +171,10 @@ static void *arena_alloc(void *ctx, size_t size)
 
     if (size == 0)
         size = 1;
-    if (at > a->a_cap || size > a->a_cap - at)
+    if (at > a->a_cap || size > a->a_cap - at) {
+        a->a_exhausted = 1;
         return NULL;
+    }
     a->a_used = at + size;
     return a->a_base + at;
 }
@@ -192,11 +194,13 @@ void dcb_arena_init(dcb_arena_t *a, void *mem, size_t cap)
     a->a_base = mem;
     a->a_cap = cap;
     a->a_used = 0;
+    a->a_exhausted = 0;
 }
 
 void dcb_arena_reset(dcb_arena_t *a)
 {
     a->a_used = 0;
+    a->a_exhausted = 0;
 }
 
 size_t dcb_arena_size_for(uint32_t max_frame)
@@ -228,7 +232,7 @@ int dcb_frame_decode(const uint8_t *buf, size_t n, const dcb_limits_t *lim, dcb_
     msg = protobuf_c_message_unpack(dcb_frame_descriptor(hdr.type), &arena->a_alloc, hdr.length,
                                     buf + DCB_FRAME_HEADER_SIZE);
     if (msg == NULL)
-        return arena->a_used + 64 >= arena->a_cap ? DCB_E_NOMEM : DCB_E_DECODE;
+        return arena->a_exhausted ? DCB_E_NOMEM : DCB_E_DECODE;
     rc = dcb_msg_validate(hdr.type, msg, lim);
     if (rc != 0)
         return rc;

@@ -85,6 +85,7 @@ typedef struct dcb_arena {
     uint8_t *a_base;
     size_t a_cap;
     size_t a_used;
+    int a_exhausted; /* an allocation was refused since the last reset */
 } dcb_arena_t;
 
 void dcb_arena_init(dcb_arena_t *arena, void *mem, size_t cap);

@@ -10,6 +10,12 @@
 #include <string.h>
 #include <time.h>
 
+#if defined(__GNUC__)
+#define DCB_PRINTF_LIKE __attribute__((format(printf, 2, 0)))
+#else
+#define DCB_PRINTF_LIKE
+#endif
+
 /* Encodes one code point as UTF-16; returns the units written (1 or 2). */
 static size_t utf16_put(uint16_t *out, uint32_t cp)
 {
@@ -216,7 +222,7 @@ void dcb_log_set_tag(const char *tag)
     snprintf(log_tag, sizeof(log_tag), "%s", tag);
 }
 
-void dcb_vlog(dcb_log_level_t level, const char *fmt, va_list ap)
+DCB_PRINTF_LIKE void dcb_vlog(dcb_log_level_t level, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
     char line[1024];

@@ -91,8 +91,43 @@ static int check_shim_hook_stats(const Dcb__ShimHookStats *s)
     return check_hist(s->waited);
 }
 
+/*
+ * Both ends speak the same schema (the frame header carries its version), so
+ * a field this side does not know is a violation, not something to carry
+ * along: protobuf-c would keep it, re-encode it, and (for field number 0)
+ * even produce a message it cannot read back.
+ */
+static int has_unknown_fields(const ProtobufCMessage *m, int depth)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+
+    if (m->n_unknown_fields != 0 || depth > 8)
+        return 1;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *base = (const char *)m;
+
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (has_unknown_fields(items[k], depth + 1))
+                    return 1;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + f->offset);
+            if (sub != NULL && has_unknown_fields(sub, depth + 1))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 int dcb_msg_validate(uint8_t type, const ProtobufCMessage *m, const dcb_limits_t *lim)
 {
+    if (has_unknown_fields(m, 0))
+        return DCB_E_INVALID;
     switch (type) {
     case DCB__FRAME_TYPE__FT_HELLO: {
         const Dcb__Hello *h = (const Dcb__Hello *)m;
