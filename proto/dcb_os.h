@@ -89,7 +89,9 @@ typedef void (*dcb_log_sink_fn)(dcb_log_level_t level, const char *line, void *c
 void dcb_log_set_level(dcb_log_level_t level);
 void dcb_log_set_sink(dcb_log_sink_fn fn, void *ctx);
 void dcb_log_set_tag(const char *tag);
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+__attribute__((format(gnu_printf, 2, 3)))
+#elif defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
 void dcb_log(dcb_log_level_t level, const char *fmt, ...);

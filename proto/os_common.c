@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+#define DCB_PRINTF_LIKE __attribute__((format(gnu_printf, 2, 0)))
+#elif defined(__GNUC__)
 #define DCB_PRINTF_LIKE __attribute__((format(printf, 2, 0)))
 #else
 #define DCB_PRINTF_LIKE

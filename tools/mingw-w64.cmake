@@ -34,6 +34,14 @@ if(NOT DCB_MINGW_PREFIX)
 endif()
 # try_compile projects re-read this file without our cache.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES DCB_MINGW_PREFIX)
+get_property(_dcb_in_try_compile GLOBAL PROPERTY IN_TRY_COMPILE)
+get_property(_dcb_warned GLOBAL PROPERTY DCB_MINGW_PREFIX_WARNED)
+if(NOT _dcb_in_try_compile AND NOT _dcb_warned
+   AND NOT EXISTS "${DCB_MINGW_PREFIX}/lib/pkgconfig")
+  set_property(GLOBAL PROPERTY DCB_MINGW_PREFIX_WARNED TRUE)
+  message(WARNING "${DCB_MINGW_PREFIX}/lib/pkgconfig does not exist: "
+                  "run tools/bootstrap to build the Windows libraries")
+endif()
 
 # Headers and libraries come from the mingw-w64 sysroot and our prefix only,
 # never from the build machine; programs (protoc-c, python3) from the host.
