@@ -1,0 +1,368 @@
+/*
+ * broker.h — the supervisor role of dcb-broker: configuration, the broker
+ * object, and the small shared pieces (lists, hash table, timer queue,
+ * frames over libuv streams) that shimconn.c, chain.c and host.c build on.
+ *
+ * The process topology in one place:
+ *
+ *   shim connections (shimconn.c) ──► chain (chain.c) ──► plugin hosts (host.c,
+ *   hostproc.c), each a re-executed `dcb-broker --host` (host_main.c)
+ *
+ * Everything in the supervisor runs on one libuv loop thread; nothing here
+ * is thread-safe and nothing needs to be. The supervisor never loads plugin
+ * code.
+ */
+#ifndef DCB_BROKER_H
+#define DCB_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "dcb_callout.h"
+#include "dcb_hist.h"
+#include "dcb_os.h"
+#include "dcb_proto.h"
+
+#define BROKER_VERSION "0.1.0"
+
+#ifdef _WIN32
+#define BROKER_DEFAULT_PIPE "\\\\.\\pipe\\dcb-broker"
+#define BROKER_DEFAULT_CONTROL_PIPE "\\\\.\\pipe\\dcb-control"
+#else
+#define BROKER_DEFAULT_PIPE "/run/dcb/broker.sock"
+#define BROKER_DEFAULT_CONTROL_PIPE "/run/dcb/control.sock"
+#endif
+
+#if defined(__MINGW32__)
+#define BROKER_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#elif defined(__GNUC__)
+#define BROKER_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define BROKER_PRINTF(f, a)
+#endif
+
+#define broker_container_of(ptr, type, member)                                                     \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- intrusive doubly-linked list (circular, with a head node) ----------- */
+
+typedef struct blist {
+    struct blist *next;
+    struct blist *prev;
+} blist_t;
+
+static inline void blist_init(blist_t *h)
+{
+    h->next = h->prev = h;
+}
+
+static inline int blist_empty(const blist_t *h)
+{
+    return h->next == h;
+}
+
+static inline void blist_add_tail(blist_t *h, blist_t *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static inline void blist_del(blist_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+
+/* ---- hash table keyed by two 64-bit words (htab.c) ----------------------- */
+
+typedef struct htab_node {
+    struct htab_node *hn_next;
+    uint64_t hn_k1;
+    uint64_t hn_k2;
+} htab_node_t;
+
+typedef struct htab {
+    htab_node_t **ht_buckets;
+    size_t ht_mask;
+    size_t ht_count;
+} htab_t;
+
+int htab_init(htab_t *t, size_t initial);
+void htab_free(htab_t *t);
+/* The node must not be in the table; grows the table as needed. */
+void htab_insert(htab_t *t, htab_node_t *n, uint64_t k1, uint64_t k2);
+htab_node_t *htab_find(const htab_t *t, uint64_t k1, uint64_t k2);
+void htab_remove(htab_t *t, htab_node_t *n);
+
+/* ---- timer queue (timerq.c): many deadlines, one uv_timer_t ------------ */
+
+typedef struct broker broker_t;
+typedef struct btimer btimer_t;
+typedef void (*btimer_cb)(btimer_t *t);
+
+struct btimer {
+    uint64_t bt_due_ns;
+    size_t bt_idx; /* position in the heap; SIZE_MAX when not queued */
+    btimer_cb bt_cb;
+};
+
+void btimer_init(btimer_t *t, btimer_cb cb);
+static inline int btimer_active(const btimer_t *t)
+{
+    return t->bt_idx != (size_t)-1;
+}
+/* (Re)arms t to fire at due_ns (dcb_now_ns clock). */
+void btimer_start(broker_t *b, btimer_t *t, uint64_t due_ns);
+void btimer_stop(broker_t *b, btimer_t *t);
+int timerq_init(broker_t *b);
+void timerq_close(broker_t *b);
+
+/* ---- frames over libuv streams (wire.c) --------------------------------- */
+
+typedef struct wire_rd {
+    uint8_t *wr_buf;
+    size_t wr_len;
+    size_t wr_cap;
+} wire_rd_t;
+
+void wire_rd_free(wire_rd_t *rd);
+/* The libuv alloc callback body: room at the end of the buffer. */
+void wire_rd_alloc(wire_rd_t *rd, uv_buf_t *buf);
+/*
+ * After a read: returns 1 and the frame's extent when a whole frame is
+ * buffered, 0 when more bytes are needed, or a DCB_E_* error as soon as the
+ * header is known to be bad (checked before the payload is buffered).
+ */
+int wire_rd_next(wire_rd_t *rd, const dcb_limits_t *lim, size_t *frame_len);
+void wire_rd_consume(wire_rd_t *rd, size_t n);
+/*
+ * Encodes msg as one frame and writes it: uv_try_write first, the rest
+ * through uv_write from a private copy. Returns 0 or a negative error.
+ */
+int wire_write(broker_t *b, uv_stream_t *s, uint8_t type, const ProtobufCMessage *msg);
+
+/* ---- configuration (config.c) ------------------------------------------- */
+
+typedef enum broker_fail { BROKER_FAIL_OPEN = 0, BROKER_FAIL_CLOSED = 1 } broker_fail_t;
+
+/* The largest crash_loop_limit (failures remembered per plugin). */
+#define BROKER_CRASH_LOOP_MAX 64
+
+/* A plugin's resolved policy. */
+typedef struct broker_policy {
+    uint32_t pol_timeout_ms[DCB_HOOK_COUNT];
+    uint8_t pol_fail[DCB_HOOK_COUNT];
+    uint32_t pol_memory_mb; /* 0: no cap */
+    uint32_t pol_threads;
+    uint32_t pol_restart_backoff_ms;
+    uint32_t pol_restart_backoff_max_ms;
+    uint32_t pol_crash_loop_limit;
+    uint32_t pol_crash_loop_window_s;
+    uint32_t pol_hang_ms;
+    uint32_t pol_breaker_failures; /* 0: no breaker */
+    uint32_t pol_breaker_ms;
+    uint32_t pol_breaker_max_ms;
+} broker_policy_t;
+
+/* Integer keys of a plugin section; per-hook keys follow their base key. */
+enum {
+    PK_TIMEOUT = 0,
+    PK_TIMEOUT_HOOK, /* + hook */
+    PK_FAIL = PK_TIMEOUT_HOOK + DCB_HOOK_COUNT,
+    PK_FAIL_HOOK, /* + hook */
+    PK_MEMORY_MB = PK_FAIL_HOOK + DCB_HOOK_COUNT,
+    PK_THREADS,
+    PK_RESTART_BACKOFF_MS,
+    PK_RESTART_BACKOFF_MAX_MS,
+    PK_CRASH_LOOP_LIMIT,
+    PK_CRASH_LOOP_WINDOW_S,
+    PK_HANG_MS,
+    PK_BREAKER_FAILURES,
+    PK_BREAKER_MS,
+    PK_BREAKER_MAX_MS,
+    PK_COUNT
+};
+
+typedef struct broker_plugin_conf {
+    char *pc_name;  /* section name; NULL for [defaults] */
+    char *pc_dll;   /* optional */
+    char *pc_group; /* optional (isolation groups are not implemented yet) */
+    uint32_t pc_val[PK_COUNT];
+    uint8_t pc_set[PK_COUNT];
+} broker_plugin_conf_t;
+
+typedef struct broker_config {
+    char *cfg_path; /* NULL: built-in defaults */
+    char *cfg_pipe;
+    char *cfg_control_pipe;
+    char *cfg_log_file;
+    int cfg_log_level;
+    uint32_t cfg_max_packet;
+    uint32_t cfg_max_connections;
+    uint32_t cfg_reorder_hold_ms;
+    uint32_t cfg_packet_idle_s;
+    uint32_t cfg_max_outstanding;
+    uint32_t cfg_host_stop_ms;
+    uint32_t cfg_output_line_max;
+    uint32_t cfg_output_lines_per_s;
+    char **cfg_chain; /* names or DLL paths, in order */
+    size_t cfg_n_chain;
+    int cfg_chain_line; /* where chain was set, for errors */
+    broker_plugin_conf_t cfg_defaults;
+    broker_plugin_conf_t *cfg_plugins;
+    size_t cfg_n_plugins;
+} broker_config_t;
+
+/* Fills cfg with the documented defaults. */
+void config_defaults(broker_config_t *cfg);
+/*
+ * Parses an INI file into cfg (already holding defaults). On error, returns
+ * a negative value and writes "FILE:LINE: message" lines into err.
+ */
+int config_load(broker_config_t *cfg, const char *path, char *err, size_t errlen);
+void config_free(broker_config_t *cfg);
+const broker_plugin_conf_t *config_find_plugin(const broker_config_t *cfg, const char *name);
+/* Resolves the policy of a plugin (its section, then [defaults], then built-ins). */
+void config_policy(const broker_config_t *cfg, const broker_plugin_conf_t *pc,
+                   broker_policy_t *pol);
+/* The plugin name of a DLL path: its basename without extension. */
+void config_plugin_name(const char *path, char *out, size_t outlen);
+
+/* ---- stats (stats.c) ------------------------------------------------------ */
+
+#define BROKER_DR_COUNT 9 /* Dcb__DefaultReason values 0..8 */
+
+typedef struct broker_hook_stats {
+    uint64_t hs_calls; /* events handed to the plugin's host */
+    uint64_t hs_pass;
+    uint64_t hs_drop;
+    uint64_t hs_modified;
+    uint64_t hs_late; /* results that came after the plugin's timeout */
+    uint64_t hs_defaults[BROKER_DR_COUNT];
+    dcb_hist_t hs_latency; /* broker send -> result, ns */
+} broker_hook_stats_t;
+
+typedef struct broker_plugin_stats {
+    broker_hook_stats_t ps_hooks[DCB_HOOK_COUNT];
+    uint32_t ps_restarts;
+    uint32_t ps_failures;
+} broker_plugin_stats_t;
+
+typedef struct broker_plugin broker_plugin_t;
+void stats_log_plugin(const broker_plugin_t *p);
+const char *stats_reason_name(int reason);
+
+/* ---- the broker ------------------------------------------------------------ */
+
+typedef struct chain chain_t;
+typedef struct chain_req chain_req_t;
+typedef struct chain_ev chain_ev_t;
+typedef struct shimconn shimconn_t;
+
+typedef enum broker_server_state {
+    BROKER_SERVER_RUNNING = 0,
+    BROKER_SERVER_PAUSED,
+    BROKER_SERVER_STOPPED
+} broker_server_state_t;
+
+/* One shim instance (a loaded dcbshim), across its connections. */
+typedef struct shiminst {
+    blist_t sh_link;
+    uint64_t sh_id;
+    uint32_t sh_pid;
+    uint32_t sh_conns;
+    uint64_t sh_stats_ns; /* when ShimStats last came */
+    uint64_t sh_reconnects;
+    uint64_t sh_packets_live;
+    uint64_t sh_calls[DCB_HOOK_COUNT];
+    uint64_t sh_unsubscribed[DCB_HOOK_COUNT];
+    uint64_t sh_defaults[DCB_HOOK_COUNT]; /* all reasons */
+    uint64_t sh_queue_full[DCB_HOOK_COUNT];
+    dcb_hist_t *sh_waited; /* DCB_HOOK_COUNT histograms, allocated on first stats */
+} shiminst_t;
+
+struct broker {
+    uv_loop_t *b_loop;
+    broker_config_t *b_cfg;
+    dcb_limits_t b_lim_shim;
+    dcb_limits_t b_lim_host;
+    dcb_arena_t b_arena; /* decode scratch: every frame is handled before the next */
+    void *b_arena_mem;
+    dcb_arena_t b_enc_arena; /* re-decoding stored events to forward them to hosts */
+    void *b_enc_arena_mem;
+    uint8_t *b_wbuf; /* encode scratch */
+    size_t b_wbuf_cap;
+    char b_exe[4096];
+    int b_stopping;
+    int b_shutdown_armed; /* begin_shutdown is done: the last host's exit may end the loop */
+    uint64_t b_start_ns;
+
+    /* shimconn.c */
+    uv_pipe_t b_server;
+    int b_server_open;
+    blist_t b_conns;
+    uint32_t b_nconns;
+    blist_t b_insts;
+    uint32_t b_subscribed; /* last pushed set */
+    uint64_t b_next_conn_id;
+
+    /* chain.c */
+    chain_t *b_chain;
+    blist_t b_plugins; /* every live broker_plugin_t, in or out of the chain */
+    uint32_t b_nhosts; /* host_t objects not yet freed */
+    blist_t b_hosts;   /* all of them */
+    htab_t b_packets;
+    blist_t b_pkt_lru; /* packets, least recently active first */
+    blist_t b_runq;    /* requests to advance (see chain_run) */
+    blist_t b_reqs;    /* every request in progress */
+    btimer_t b_age_timer;
+    broker_server_state_t b_server_state;
+    uint64_t b_next_request_id;
+
+    /* timerq.c */
+    uv_timer_t b_timer;
+    int b_timer_open;
+    btimer_t **b_heap;
+    size_t b_heap_len;
+    size_t b_heap_cap;
+
+    /* broker_main.c */
+    uv_signal_t b_sigint;
+    uv_signal_t b_sigterm;
+    btimer_t b_shutdown_timer;
+
+    /* counters (for the log now, the control pipe later) */
+    uint64_t b_violations;
+    uint64_t b_reorder_timeouts;
+    uint64_t b_late_events;
+    uint64_t b_orphan_events;
+    uint64_t b_aged_packets;
+    uint64_t b_requests;
+};
+
+/* shimconn.c */
+int shimconn_listen(broker_t *b);
+void shimconn_close_all(broker_t *b);
+/* The request a REQUEST connection waits for, and its answer. */
+void shimconn_request_begin(shimconn_t *c, chain_ev_t *ev);
+void shimconn_answer(shimconn_t *c, uint8_t type, const ProtobufCMessage *msg);
+void shimconn_request_done(shimconn_t *c);
+/* Pushes Subscription to every NOTIFY connection when the set changed. */
+void shimconn_push_subscription(broker_t *b);
+void shimconn_free_instances(broker_t *b);
+
+/* stats.c */
+void stats_log_all(broker_t *b);
+
+/* broker_main.c */
+void broker_shutdown_check(broker_t *b);
+
+/* host_main.c: the --host role */
+int host_main(int argc, char **argv);
+
+#endif /* DCB_BROKER_H */

@@ -1,0 +1,74 @@
+/*
+ * platform.h — what the broker needs from the operating system beyond
+ * libuv, each group implemented once per platform (like libuv's src/unix
+ * and src/win): keep #ifdefs out of the logic files.
+ *
+ *   sandbox_{posix,win}.c   host limits, job objects, memory of a process
+ *   hostio_{posix,win}.c    the host role's end of its channel (stdio slot 3)
+ *   platform_{posix,win}.c  paths, the event pipe's file, exit descriptions
+ *
+ * Every function that can fail returns 0 or a negative error code.
+ */
+#ifndef DCB_BROKER_PLATFORM_H
+#define DCB_BROKER_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+/* ---- sandbox: supervisor side ------------------------------------------- */
+
+/*
+ * Puts a freshly spawned host into its own job (Windows: kill on close, one
+ * active process, memory cap, no UI; no-op elsewhere). Called before the
+ * host gets HostLoad, so before any plugin code runs. Returns the job (or
+ * NULL: none, with the reason in err when it failed).
+ */
+void *sandbox_job_attach(uv_process_t *proc, uint32_t memory_mb, char *err, size_t errlen);
+/* Closing the job kills what is left in it. */
+void sandbox_job_close(void *job);
+/* Whether the job's memory limit was reached (peak commit at the cap). */
+int sandbox_job_memory_hit(void *job, uint32_t memory_mb);
+/* Resident (Linux) or committed private (Windows) memory of a process. */
+int sandbox_proc_memory(uint32_t pid, uint64_t *bytes);
+
+/* ---- sandbox: host side -------------------------------------------------- */
+
+/* First thing in the host role: no new privileges, die with the parent, no core files. */
+void sandbox_host_early(void);
+/* Right before the DLL is loaded: resource limits (memory_mb 0: none). */
+void sandbox_host_limits(uint32_t memory_mb, char *note, size_t notelen);
+
+/* ---- host channel (host side) --------------------------------------------- */
+
+/*
+ * Takes over stdio slot 3 as the channel: moves it away from the well-known
+ * number, so a plugin that closes fd 3 (or writes to it) cannot touch it.
+ */
+int hostio_adopt(void);
+/* Blocking; safe to call from one reader and one writer thread at a time. */
+int hostio_read(void *buf, size_t n); /* > 0 bytes, 0 EOF, < 0 error */
+int hostio_write_all(const void *buf, size_t n);
+/* Leaves the process at once, without running plugin destructors. */
+void hostio_exit(int code);
+
+/* ---- paths and pipes ------------------------------------------------------ */
+
+/* Process-wide settings of the supervisor (SIGPIPE ignored; no error dialogs). */
+void platform_init_process(void);
+
+/* An absolute, normalised form of a path (the file need not exist). */
+int platform_abspath(const char *in, char *out, size_t outlen);
+/* Paths name the same file (case-insensitive on Windows). */
+int platform_path_equal(const char *a, const char *b);
+/*
+ * Before binding the event pipe: on Linux create its directory and remove a
+ * stale socket file (none answers on it); fails with UV_EADDRINUSE when
+ * another broker is listening. Nothing to do on Windows.
+ */
+int platform_pipe_prepare(const char *name);
+/* A host exit in words ("exit status 3", "signal 11 (SIGSEGV)", "exception 0xC0000005"). */
+void platform_describe_exit(int64_t status, int term_signal, char *out, size_t outlen);
+
+#endif /* DCB_BROKER_PLATFORM_H */

@@ -1,0 +1,463 @@
+/*
+ * shimconn.c — the shim-facing pipe server (a Unix socket on Linux, a
+ * named pipe on Windows; libuv gives both one API).
+ *
+ * Every connection starts with Hello and gets Welcome. REQUEST connections
+ * carry NewPkt/PktSend, one at a time, each answered on the same
+ * connection; the NOTIFY connection carries every other event and
+ * ShimStats, and gets Subscription whenever the subscribed set changes.
+ *
+ * Anything else is a protocol violation: the connection is logged and
+ * closed, and nothing else is affected. Frames are checked header first
+ * (wire.c), decoded into one scratch arena, validated (proto/validate.c),
+ * and copied out before the next frame is looked at.
+ */
+#include "chain.h"
+#include "platform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHIMCONN_HELLO_TIMEOUT_NS 10000000000ull
+#define SHIMCONN_MAX_QUEUED (1u << 20)
+#define SHIMCONN_MAX_INSTANCES 64
+
+struct shimconn {
+    blist_t c_link;
+    broker_t *c_broker;
+    uv_pipe_t c_pipe;
+    uint64_t c_id;
+    int c_hello;
+    int c_role;
+    int c_closing;
+    shiminst_t *c_inst;
+    wire_rd_t c_rd;
+    chain_ev_t *c_pending; /* the request awaiting its answer (ref) */
+    btimer_t c_hello_timer;
+};
+
+static const char *role_name(const shimconn_t *c)
+{
+    if (!c->c_hello)
+        return "new";
+    return c->c_role == DCB__CONN_ROLE__ROLE_NOTIFY ? "notify" : "request";
+}
+
+static void conn_closed_cb(uv_handle_t *handle)
+{
+    shimconn_t *c = handle->data;
+
+    wire_rd_free(&c->c_rd);
+    free(c);
+}
+
+static void conn_close(shimconn_t *c, dcb_log_level_t level, const char *fmt, ...)
+    BROKER_PRINTF(3, 4);
+
+static void conn_close(shimconn_t *c, dcb_log_level_t level, const char *fmt, ...)
+{
+    broker_t *b = c->c_broker;
+    char msg[256];
+    va_list ap;
+
+    if (c->c_closing)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    dcb_log(level, "shim connection %llu (%s, pid %u): %s; closed", (unsigned long long)c->c_id,
+            role_name(c), c->c_inst ? c->c_inst->sh_pid : 0, msg);
+    c->c_closing = 1;
+    btimer_stop(b, &c->c_hello_timer);
+    if (c->c_pending != NULL) {
+        chain_conn_gone(c->c_pending);
+        chain_ev_unref(c->c_pending);
+        c->c_pending = NULL;
+    }
+    if (c->c_inst != NULL)
+        c->c_inst->sh_conns--;
+    blist_del(&c->c_link);
+    b->b_nconns--;
+    uv_close((uv_handle_t *)&c->c_pipe, conn_closed_cb);
+}
+
+static void violation(shimconn_t *c, const char *what, int rc)
+{
+    c->c_broker->b_violations++;
+    conn_close(c, DCB_LOG_WARN, "protocol violation: %s%s%s", what, rc ? ": " : "",
+               rc ? dcb_proto_strerror(rc) : "");
+}
+
+static void send_frame(shimconn_t *c, uint8_t type, const ProtobufCMessage *msg)
+{
+    int rc;
+
+    if (c->c_closing)
+        return;
+    rc = wire_write(c->c_broker, (uv_stream_t *)&c->c_pipe, type, msg);
+    if (rc != 0) {
+        conn_close(c, DCB_LOG_WARN, "write failed: %s", uv_strerror(rc));
+        return;
+    }
+    if (c->c_pipe.write_queue_size > SHIMCONN_MAX_QUEUED)
+        conn_close(c, DCB_LOG_WARN, "the shim does not read (%zu bytes queued)",
+                   (size_t)c->c_pipe.write_queue_size);
+}
+
+void shimconn_request_begin(shimconn_t *c, chain_ev_t *ev)
+{
+    ev->ev_refs++;
+    c->c_pending = ev;
+}
+
+void shimconn_answer(shimconn_t *c, uint8_t type, const ProtobufCMessage *msg)
+{
+    send_frame(c, type, msg);
+}
+
+void shimconn_request_done(shimconn_t *c)
+{
+    if (c->c_pending != NULL) {
+        chain_ev_unref(c->c_pending);
+        c->c_pending = NULL;
+    }
+}
+
+static void send_welcome(shimconn_t *c, uint32_t subscribed)
+{
+    Dcb__Welcome w = DCB__WELCOME__INIT;
+
+    w.protocol_version = DCB_PROTO_VERSION;
+    w.subscribed_hooks = subscribed;
+    w.has_capabilities = 1;
+    w.capabilities = DCB__CAPABILITY__CAP_SHIM_STATS;
+    w.broker_version = BROKER_VERSION;
+    w.has_max_packet_size = 1;
+    w.max_packet_size = c->c_broker->b_cfg->cfg_max_packet;
+    send_frame(c, DCB__FRAME_TYPE__FT_WELCOME, &w.base);
+}
+
+static void hook_list(uint32_t bits, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (int h = 0; h < DCB_HOOK_COUNT; h++)
+        if (bits & DCB_HOOK_BIT(h))
+            snprintf(out + strlen(out), outlen - strlen(out), "%s%s", out[0] ? "," : "",
+                     dcb_hook_name(h));
+    if (out[0] == '\0')
+        snprintf(out, outlen, "(none)");
+}
+
+void shimconn_push_subscription(broker_t *b)
+{
+    uint32_t bits = chain_subscribed(b);
+    Dcb__Subscription s = DCB__SUBSCRIPTION__INIT;
+    char names[128];
+
+    if (bits == b->b_subscribed)
+        return;
+    b->b_subscribed = bits;
+    hook_list(bits, names, sizeof(names));
+    dcb_log(DCB_LOG_INFO, "subscribed hooks: %s", names);
+    s.subscribed_hooks = bits;
+    for (blist_t *it = b->b_conns.next; it != &b->b_conns;) {
+        shimconn_t *c = broker_container_of(it, shimconn_t, c_link);
+        it = it->next; /* send_frame may close c */
+        if (c->c_hello && c->c_role == DCB__CONN_ROLE__ROLE_NOTIFY)
+            send_frame(c, DCB__FRAME_TYPE__FT_SUBSCRIPTION, &s.base);
+    }
+}
+
+static shiminst_t *instance_get(broker_t *b, uint64_t id, uint32_t pid)
+{
+    shiminst_t *si, *oldest_idle = NULL;
+    uint32_t count = 0;
+
+    for (blist_t *it = b->b_insts.next; it != &b->b_insts; it = it->next) {
+        si = broker_container_of(it, shiminst_t, sh_link);
+        if (si->sh_id == id)
+            return si;
+        if (si->sh_conns == 0 && oldest_idle == NULL)
+            oldest_idle = si;
+        count++;
+    }
+    if (count >= SHIMCONN_MAX_INSTANCES && oldest_idle != NULL) {
+        blist_del(&oldest_idle->sh_link);
+        free(oldest_idle->sh_waited);
+        free(oldest_idle);
+    }
+    si = calloc(1, sizeof(*si));
+    if (si == NULL)
+        return NULL;
+    si->sh_id = id;
+    si->sh_pid = pid;
+    blist_add_tail(&b->b_insts, &si->sh_link);
+    return si;
+}
+
+void shimconn_free_instances(broker_t *b)
+{
+    while (!blist_empty(&b->b_insts)) {
+        shiminst_t *si = broker_container_of(b->b_insts.next, shiminst_t, sh_link);
+        blist_del(&si->sh_link);
+        free(si->sh_waited);
+        free(si);
+    }
+}
+
+static void on_hello(shimconn_t *c, const Dcb__Hello *h)
+{
+    broker_t *b = c->c_broker;
+
+    if (h->protocol_version != DCB_PROTO_VERSION) {
+        send_welcome(c, 0);
+        conn_close(c, DCB_LOG_WARN, "shim speaks protocol version %u, the broker %u",
+                   h->protocol_version, DCB_PROTO_VERSION);
+        return;
+    }
+    c->c_inst = instance_get(b, h->has_instance_id ? h->instance_id : 0, h->has_pid ? h->pid : 0);
+    if (c->c_inst == NULL) {
+        conn_close(c, DCB_LOG_ERROR, "out of memory");
+        return;
+    }
+    c->c_inst->sh_conns++;
+    if (h->has_pid)
+        c->c_inst->sh_pid = h->pid;
+    c->c_role = h->role;
+    c->c_hello = 1;
+    btimer_stop(b, &c->c_hello_timer);
+    dcb_log(DCB_LOG_INFO,
+            "shim connection %llu: %s, pid %u, instance %llx, shim %s, %zu chained DLLs",
+            (unsigned long long)c->c_id, role_name(c), c->c_inst->sh_pid,
+            (unsigned long long)c->c_inst->sh_id, h->shim_version ? h->shim_version : "?",
+            h->n_chain_dlls);
+    /*
+     * The server's CalloutDlls after the shim define the chain. A Hello
+     * without any leaves the configured chain alone.
+     */
+    if (h->n_chain_dlls > 0 && !chain_matches(b, h->chain_dlls, h->n_chain_dlls)) {
+        dcb_log(DCB_LOG_INFO, "shim instance %llx names a different chain; rebuilding it",
+                (unsigned long long)c->c_inst->sh_id);
+        if (chain_set(b, h->chain_dlls, h->n_chain_dlls) != 0) {
+            conn_close(c, DCB_LOG_ERROR, "could not build the chain (out of memory)");
+            return;
+        }
+    }
+    shimconn_push_subscription(b);
+    send_welcome(c, b->b_subscribed);
+}
+
+static void on_shim_stats(shimconn_t *c, const Dcb__ShimStats *s)
+{
+    shiminst_t *si = c->c_inst;
+
+    if (si->sh_waited == NULL) {
+        si->sh_waited = malloc(DCB_HOOK_COUNT * sizeof(*si->sh_waited));
+        if (si->sh_waited == NULL)
+            return;
+        for (int h = 0; h < DCB_HOOK_COUNT; h++)
+            dcb_hist_reset(&si->sh_waited[h]);
+    }
+    si->sh_stats_ns = dcb_now_ns();
+    si->sh_reconnects = s->has_reconnects ? s->reconnects : 0;
+    si->sh_packets_live = s->has_packets_live ? s->packets_live : 0;
+    /* Each report is the shim's running total: it replaces the last one. */
+    for (size_t i = 0; i < s->n_hooks; i++) {
+        const Dcb__ShimHookStats *hs = s->hooks[i];
+        uint32_t h = hs->hook;
+        si->sh_calls[h] = hs->calls;
+        si->sh_unsubscribed[h] = hs->unsubscribed;
+        si->sh_defaults[h] = hs->defaults_timeout + hs->defaults_no_broker + hs->defaults_breaker +
+                             hs->defaults_bad_reply + hs->defaults_other;
+        si->sh_queue_full[h] = hs->queue_full;
+        dcb_hist_reset(&si->sh_waited[h]);
+        if (hs->waited != NULL)
+            for (size_t j = 0; j < hs->waited->n_bucket; j++)
+                dcb_hist_add_bucket(&si->sh_waited[h], hs->waited->bucket[j], hs->waited->count[j]);
+    }
+}
+
+static void on_frame(shimconn_t *c, const dcb_msg_t *m, const uint8_t *frame)
+{
+    broker_t *b = c->c_broker;
+    int hook = dcb_frame_event_hook(m->type);
+    Dcb__EventHeader *hdr;
+
+    if (!c->c_hello) {
+        if (m->type != DCB__FRAME_TYPE__FT_HELLO) {
+            violation(c, "first frame is not Hello", 0);
+            return;
+        }
+        on_hello(c, (const Dcb__Hello *)m->msg);
+        return;
+    }
+    if (m->type == DCB__FRAME_TYPE__FT_SHIM_STATS && c->c_role == DCB__CONN_ROLE__ROLE_NOTIFY) {
+        on_shim_stats(c, (const Dcb__ShimStats *)m->msg);
+        return;
+    }
+    if (hook < 0) {
+        violation(c, "unexpected frame type", 0);
+        return;
+    }
+    hdr = dcb_event_header(m->type, m->msg);
+    if (c->c_role == DCB__CONN_ROLE__ROLE_REQUEST) {
+        if (hook != DCB_HOOK_NEWPKT && hook != DCB_HOOK_PKTSEND) {
+            violation(c, "notification on a REQUEST connection", 0);
+            return;
+        }
+        if (!hdr->has_request_id || hdr->request_id == 0) {
+            violation(c, "request without a request_id", 0);
+            return;
+        }
+        if (c->c_pending != NULL) {
+            violation(c, "a second request before the answer to the first", 0);
+            return;
+        }
+    } else {
+        if (hook == DCB_HOOK_NEWPKT || hook == DCB_HOOK_PKTSEND) {
+            violation(c, "request on the NOTIFY connection", 0);
+            return;
+        }
+        if (hdr->has_request_id && hdr->request_id != 0) {
+            violation(c, "notification with a request_id", 0);
+            return;
+        }
+    }
+    if (chain_on_event(b, c, c->c_inst->sh_id, m->type, m->msg, frame, m->frame_len) != 0)
+        violation(c, "packet hook without a packet id", 0);
+}
+
+static void conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    shimconn_t *c = handle->data;
+
+    (void)suggested;
+    wire_rd_alloc(&c->c_rd, buf);
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    shimconn_t *c = s->data;
+    broker_t *b = c->c_broker;
+
+    (void)buf;
+    if (nread == 0 || c->c_closing)
+        return;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? DCB_LOG_INFO : DCB_LOG_WARN, "%s",
+                   nread == UV_EOF ? "the shim hung up" : uv_strerror((int)nread));
+        chain_run(b);
+        return;
+    }
+    c->c_rd.wr_len += (size_t)nread;
+    while (!c->c_closing) {
+        dcb_msg_t m;
+        size_t len;
+        int rc = wire_rd_next(&c->c_rd, &b->b_lim_shim, &len);
+
+        if (rc == 0)
+            break;
+        if (rc == DCB_E_VERSION && !c->c_hello) {
+            /* A shim of another protocol version: tell it ours, as PROTOCOL.md says. */
+            send_welcome(c, 0);
+            conn_close(c, DCB_LOG_WARN, "the shim's frames are of another protocol version");
+            break;
+        }
+        if (rc < 0) {
+            violation(c, "bad frame", rc);
+            break;
+        }
+        rc = dcb_frame_decode(c->c_rd.wr_buf, len, &b->b_lim_shim, &b->b_arena, &m);
+        if (rc != 0) {
+            violation(c, "bad frame", rc);
+            break;
+        }
+        on_frame(c, &m, c->c_rd.wr_buf);
+        if (!c->c_closing)
+            wire_rd_consume(&c->c_rd, len);
+    }
+    chain_run(b);
+}
+
+static void hello_timeout_cb(btimer_t *t)
+{
+    shimconn_t *c = broker_container_of(t, shimconn_t, c_hello_timer);
+
+    violation(c, "no Hello within 10 s", 0);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    broker_t *b = server->data;
+    shimconn_t *c;
+    int rc;
+
+    if (status != 0) {
+        dcb_log(DCB_LOG_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->c_broker = b;
+    c->c_id = ++b->b_next_conn_id;
+    uv_pipe_init(b->b_loop, &c->c_pipe, 0);
+    c->c_pipe.data = c;
+    btimer_init(&c->c_hello_timer, hello_timeout_cb);
+    blist_add_tail(&b->b_conns, &c->c_link);
+    b->b_nconns++;
+    rc = uv_accept(server, (uv_stream_t *)&c->c_pipe);
+    if (rc != 0) {
+        conn_close(c, DCB_LOG_WARN, "accept: %s", uv_strerror(rc));
+        return;
+    }
+    if (b->b_nconns > b->b_cfg->cfg_max_connections) {
+        conn_close(c, DCB_LOG_WARN, "too many connections (max_connections %u)",
+                   b->b_cfg->cfg_max_connections);
+        return;
+    }
+    btimer_start(b, &c->c_hello_timer, dcb_now_ns() + SHIMCONN_HELLO_TIMEOUT_NS);
+    rc = uv_read_start((uv_stream_t *)&c->c_pipe, conn_alloc, conn_read);
+    if (rc != 0)
+        conn_close(c, DCB_LOG_WARN, "read: %s", uv_strerror(rc));
+}
+
+int shimconn_listen(broker_t *b)
+{
+    const char *name = b->b_cfg->cfg_pipe;
+    int rc;
+
+    blist_init(&b->b_conns);
+    blist_init(&b->b_insts);
+    rc = platform_pipe_prepare(name);
+    if (rc != 0)
+        return rc;
+    rc = uv_pipe_init(b->b_loop, &b->b_server, 0);
+    if (rc != 0)
+        return rc;
+    b->b_server.data = b;
+    b->b_server_open = 1;
+    /* Windows: pipe instances ready for a burst of shim connections. */
+    uv_pipe_pending_instances(&b->b_server, 16);
+    rc = uv_pipe_bind(&b->b_server, name);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&b->b_server, 128, on_connection);
+    return rc;
+}
+
+static void server_closed_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void shimconn_close_all(broker_t *b)
+{
+    if (b->b_server_open) {
+        b->b_server_open = 0;
+        uv_close((uv_handle_t *)&b->b_server, server_closed_cb);
+    }
+    while (!blist_empty(&b->b_conns))
+        conn_close(broker_container_of(b->b_conns.next, shimconn_t, c_link), DCB_LOG_INFO,
+                   "the broker is stopping");
+}
