@@ -244,8 +244,12 @@ static void on_hello(shimconn_t *c, const Dcb__Hello *h)
             return;
         }
     }
-    shimconn_push_subscription(b);
+    /*
+     * Welcome first: PROTOCOL.md promises it as the answer to Hello, and a
+     * chain rebuilt above may change the set the other shims must hear of.
+     */
     send_welcome(c, b->b_subscribed);
+    shimconn_push_subscription(b);
 }
 
 static void on_shim_stats(shimconn_t *c, const Dcb__ShimStats *s)
