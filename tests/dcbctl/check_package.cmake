@@ -1,0 +1,37 @@
+cmake_minimum_required(VERSION 3.20)
+# Builds the release ZIP with cpack into OUT and checks that it holds
+# NAME/<file> for every file in FILES ('|'-separated).
+#   cmake -DCPACK=cpack -DCONFIG=.../CPackConfig.cmake -DOUT=dir -DNAME=dcb-0.1.0-win64
+#         -DFILES='a|b' -P check_package.cmake
+string(REPLACE "|" ";" files "${FILES}")
+file(REMOVE_RECURSE "${OUT}")
+file(MAKE_DIRECTORY "${OUT}")
+execute_process(COMMAND "${CPACK}" -G ZIP --config "${CONFIG}" -B "${OUT}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE log)
+message("${log}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cpack failed (${rc})")
+endif()
+set(zip "${OUT}/${NAME}.zip")
+if(NOT EXISTS "${zip}")
+  message(FATAL_ERROR "cpack did not write ${zip}")
+endif()
+execute_process(COMMAND "${CMAKE_COMMAND}" -E tar tf "${zip}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE listing)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cannot list ${zip}")
+endif()
+message("${NAME}.zip:\n${listing}")
+string(REPLACE "\n" ";" entries "${listing}")
+set(missing "")
+foreach(f ${files})
+  list(FIND entries "${NAME}/${f}" at)
+  if(at LESS 0)
+    list(APPEND missing "${f}")
+  endif()
+endforeach()
+if(missing)
+  message(FATAL_ERROR "missing from ${NAME}.zip: ${missing}")
+endif()
+list(LENGTH files n)
+message("${n} promised files, all in the archive")
