@@ -192,6 +192,7 @@ typedef struct broker_plugin_conf {
     char *pc_name;  /* section name; NULL for [defaults] */
     char *pc_dll;   /* optional */
     char *pc_group; /* optional (isolation groups are not implemented yet) */
+    char *pc_write_paths; /* Linux: where the plugin may write (Landlock); NULL: anywhere */
     uint32_t pc_val[PK_COUNT];
     uint8_t pc_set[PK_COUNT];
 } broker_plugin_conf_t;
@@ -201,6 +202,9 @@ typedef struct broker_config {
     char *cfg_pipe;
     char *cfg_control_pipe;
     char *cfg_log_file;
+    char *cfg_pipe_allow;    /* event pipe clients besides the built-in ones (pipesec.h) */
+    char *cfg_control_allow; /* control pipe clients besides the built-in ones */
+    char *cfg_host_user;     /* Linux: the user a root broker's hosts run as */
     int cfg_log_level;
     uint32_t cfg_max_packet;
     uint32_t cfg_max_connections;
@@ -210,6 +214,7 @@ typedef struct broker_config {
     uint32_t cfg_host_stop_ms;
     uint32_t cfg_output_line_max;
     uint32_t cfg_output_lines_per_s;
+    uint32_t cfg_drain_ms; /* how long an old generation may finish its packets */
     char **cfg_chain; /* names or DLL paths, in order */
     size_t cfg_n_chain;
     int cfg_chain_line; /* where chain was set, for errors */
@@ -251,9 +256,46 @@ typedef struct broker_plugin_stats {
     broker_hook_stats_t ps_hooks[DCB_HOOK_COUNT];
     uint32_t ps_restarts;
     uint32_t ps_failures;
+    uint32_t ps_reloads;
 } broker_plugin_stats_t;
 
+/* What one shim instance last reported for one hook: totals since it loaded. */
+typedef struct shim_hook_totals {
+    uint64_t st_calls;
+    uint64_t st_unsubscribed;
+    uint64_t st_def_timeout;
+    uint64_t st_def_no_broker;
+    uint64_t st_def_breaker;
+    uint64_t st_def_bad_reply;
+    uint64_t st_def_other;
+    uint64_t st_queue_full;
+    uint64_t st_lost;
+    uint64_t st_waited_sum;
+    uint64_t st_waited_max;
+} shim_hook_totals_t;
+
+/* A histogram in sparse form (the wire's), for baselines. */
+typedef struct sparse_hist {
+    uint32_t *sp_bucket;
+    uint64_t *sp_count;
+    size_t sp_n;
+} sparse_hist_t;
+
+/*
+ * A shim instance's figures. The shim sends running totals; what the
+ * broker reports is the last totals minus the baseline taken at the last
+ * CC_RESET_STATS (zero until one), so a reset never needs the shim's help.
+ */
+typedef struct shim_stats {
+    int ss_have; /* a ShimStats came */
+    shim_hook_totals_t ss_last[DCB_HOOK_COUNT];
+    shim_hook_totals_t ss_base[DCB_HOOK_COUNT];
+    dcb_hist_t *ss_waited; /* DCB_HOOK_COUNT, as last reported (ns) */
+    sparse_hist_t ss_base_waited[DCB_HOOK_COUNT];
+} shim_stats_t;
+
 typedef struct broker_plugin broker_plugin_t;
+typedef struct shiminst shiminst_t;
 void stats_log_plugin(const broker_plugin_t *p);
 const char *stats_reason_name(int reason);
 
@@ -271,7 +313,7 @@ typedef enum broker_server_state {
 } broker_server_state_t;
 
 /* One shim instance (a loaded dcbshim), across its connections. */
-typedef struct shiminst {
+struct shiminst {
     blist_t sh_link;
     uint64_t sh_id;
     uint32_t sh_pid;
@@ -279,12 +321,8 @@ typedef struct shiminst {
     uint64_t sh_stats_ns; /* when ShimStats last came */
     uint64_t sh_reconnects;
     uint64_t sh_packets_live;
-    uint64_t sh_calls[DCB_HOOK_COUNT];
-    uint64_t sh_unsubscribed[DCB_HOOK_COUNT];
-    uint64_t sh_defaults[DCB_HOOK_COUNT]; /* all reasons */
-    uint64_t sh_queue_full[DCB_HOOK_COUNT];
-    dcb_hist_t *sh_waited; /* DCB_HOOK_COUNT histograms, allocated on first stats */
-} shiminst_t;
+    shim_stats_t sh_stats;
+};
 
 struct broker {
     uv_loop_t *b_loop;
@@ -303,7 +341,7 @@ struct broker {
     uint64_t b_start_ns;
 
     /* shimconn.c */
-    uv_pipe_t b_server;
+    struct pipesec *b_server; /* the event pipe (pipesec.h) */
     int b_server_open;
     blist_t b_conns;
     uint32_t b_nconns;
@@ -336,7 +374,18 @@ struct broker {
     uv_signal_t b_sigterm;
     btimer_t b_shutdown_timer;
 
-    /* counters (for the log now, the control pipe later) */
+    /* control.c */
+    struct pipesec *b_ctl_server; /* the control pipe (pipesec.h) */
+    int b_ctl_open;
+    blist_t b_ctl_conns;
+    uint32_t b_nctl;
+    double b_ctl_tokens; /* budget of report requests (see control.c) */
+    uint64_t b_ctl_tokens_ns;
+    uint64_t b_next_ctl_id;
+
+    /* counters (the log at exit, and the control pipe's StatsReport) */
+    uint64_t b_stats_epoch_ns; /* when they started: start, or the last reset */
+    uint64_t b_ctl_refused;
     uint64_t b_violations;
     uint64_t b_reorder_timeouts;
     uint64_t b_late_events;
@@ -358,6 +407,25 @@ void shimconn_free_instances(broker_t *b);
 
 /* stats.c */
 void stats_log_all(broker_t *b);
+/* A ShimStats frame from one of the instance's connections. */
+void stats_shim_update(shiminst_t *si, const Dcb__ShimStats *s);
+void stats_shim_release(shiminst_t *si);
+/* CC_RESET_STATS: every plugin's counters, the broker's, and the shims' baselines. */
+void stats_reset(broker_t *b);
+/*
+ * CC_STATS: fills r (entries and shim arrays heap-allocated; release with
+ * stats_report_free). Histograms are sparse; coarsen_shift > 0 merges
+ * 2^shift neighbouring buckets of each power of two (a smaller report, less
+ * precise), for when the exact one would not fit in a control frame.
+ */
+int stats_report(broker_t *b, Dcb__StatsReport *r, int coarsen_shift);
+void stats_report_free(Dcb__StatsReport *r);
+
+/* control.c: the control endpoint (dcbctl) */
+int control_listen(broker_t *b);
+void control_close_all(broker_t *b);
+/* A reload a control request waits for has ended (ok, or failed and why). */
+void control_reload_done(broker_plugin_t *p, int ok, const char *why);
 
 /* broker_main.c */
 void broker_shutdown_check(broker_t *b);

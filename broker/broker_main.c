@@ -6,13 +6,15 @@
  * everything it starts); with --host it is a plugin host (host_main.c), run
  * only by the supervisor itself.
  *
- * Shutdown (SIGINT, SIGTERM, Ctrl-C): stop listening, close the shim
+ * Shutdown (SIGINT, SIGTERM, Ctrl-C, or the service control manager's STOP
+ * under --service: service.h): stop listening, close the shim
  * connections, stop every host (EOF on its channel, then a kill after
  * host_stop_ms), and return from uv_run once the last handle is closed, so
  * uv_loop_close() succeeds. A second signal kills the hosts at once.
  */
 #include "chain.h"
 #include "platform.h"
+#include "service.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,22 +33,29 @@ static void log_sink(dcb_log_level_t level, const char *line, void *ctx)
         fprintf(log_file, "%s\n", line);
         fflush(log_file);
     }
+    eventlog_line(level, line);
 }
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: dcb-broker [--config FILE] [--pipe NAME] [--plugin DLL]... [--log-file FILE]\n"
-            "                  [--log-level debug|info|warn|error] [-v] [--check-config]\n"
-            "                  [--version] [--help]\n"
+            "usage: dcb-broker [--config FILE] [--pipe NAME] [--control NAME] [--plugin DLL]...\n"
+            "                  [--log-file FILE] [--log-level debug|info|warn|error] [-v]\n"
+            "                  [--check-config] [--version] [--help]\n"
             "\n"
             "  --config FILE    INI configuration (see broker/README.md); without it the\n"
             "                   documented defaults apply\n"
             "  --pipe NAME      the event pipe (default %s)\n"
+            "  --control NAME   the control endpoint for dcbctl (default %s)\n"
             "  --plugin DLL     start this plugin at once (repeat, in chain order); replaces\n"
             "                   the config file's chain\n"
             "  --check-config   parse the configuration, report, and exit\n",
-            BROKER_DEFAULT_PIPE);
+            BROKER_DEFAULT_PIPE, BROKER_DEFAULT_CONTROL_PIPE);
+    fputs("  --service        run under the Windows service control manager (as dcbctl\n"
+          "                   install registers it); implies --event-log\n"
+          "  --event-log      also write warnings, errors, start and stop to the Windows\n"
+          "                   Event Log (source dcb)\n",
+          f);
 }
 
 /* A chain entry is a DLL path, or the name of a [plugin NAME] section with a dll. */
@@ -115,6 +124,7 @@ void broker_shutdown_check(broker_t *b)
         uv_close((uv_handle_t *)&b->b_sigint, signal_closed);
         uv_close((uv_handle_t *)&b->b_sigterm, signal_closed);
     }
+    service_detach();
     timerq_close(b);
 }
 
@@ -133,8 +143,11 @@ static void begin_shutdown(broker_t *b, const char *why)
         kill_all_hosts(b);
         return;
     }
-    dcb_log(DCB_LOG_INFO, "%s: shutting down", why);
+    eventlog_note(DCB_LOG_INFO, "%s: shutting down", why);
     b->b_stopping = 1;
+    /* The summary now, while every plugin is still there to report. */
+    stats_log_all(b);
+    control_close_all(b);
     shimconn_close_all(b);
     chain_shutdown(b);
     btimer_init(&b->b_shutdown_timer, shutdown_timer_cb);
@@ -149,20 +162,25 @@ static void on_signal(uv_signal_t *s, int signum)
     begin_shutdown(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-int main(int argc, char **argv)
+/* A stop request from the service control manager, on the loop thread. */
+static void on_service_stop(void *arg, const char *why)
+{
+    begin_shutdown(arg, why);
+}
+
+static int broker_run(int argc, char **argv)
 {
     static broker_config_t cfg;
     static broker_t broker;
     broker_t *b = &broker;
     uv_loop_t loop;
-    const char *config_path = NULL, *pipe = NULL, *log_path = NULL, *level = NULL;
+    const char *config_path = NULL, *pipe = NULL, *control = NULL, *log_path = NULL, *level = NULL;
     char **plugins = NULL, **chain = NULL;
     size_t n_plugins = 0, n_chain = 0, exe_len;
     int check_only = 0, verbose = 0, rc;
     char err[8192];
+    int event_log = 0;
 
-    if (argc > 1 && strcmp(argv[1], "--host") == 0)
-        return host_main(argc, argv);
     platform_init_process();
     dcb_log_set_tag("dcb-broker");
     plugins = calloc((size_t)argc, sizeof(*plugins));
@@ -176,6 +194,8 @@ int main(int argc, char **argv)
             config_path = argv[++i];
         else if (strcmp(a, "--pipe") == 0 && has_value)
             pipe = argv[++i];
+        else if (strcmp(a, "--control") == 0 && has_value)
+            control = argv[++i];
         else if (strcmp(a, "--plugin") == 0 && has_value)
             plugins[n_plugins++] = argv[++i];
         else if (strcmp(a, "--log-file") == 0 && has_value)
@@ -184,6 +204,14 @@ int main(int argc, char **argv)
             level = argv[++i];
         else if (strcmp(a, "-v") == 0)
             verbose = 1;
+        else if (strcmp(a, "--event-log") == 0) {
+            if (!eventlog_available()) {
+                fprintf(stderr, "dcb-broker: --event-log: this system has no Windows Event Log\n");
+                free(plugins);
+                return EXIT_USAGE;
+            }
+            event_log = 1;
+        }
         else if (strcmp(a, "--check-config") == 0)
             check_only = 1;
         else if (strcmp(a, "--version") == 0) {
@@ -215,6 +243,10 @@ int main(int argc, char **argv)
     }
     if (cfg.cfg_pipe == NULL)
         cfg.cfg_pipe = strdup(BROKER_DEFAULT_PIPE);
+    if (control != NULL) {
+        free(cfg.cfg_control_pipe);
+        cfg.cfg_control_pipe = strdup(control);
+    }
     if (cfg.cfg_control_pipe == NULL)
         cfg.cfg_control_pipe = strdup(BROKER_DEFAULT_CONTROL_PIPE);
     if (log_path != NULL) {
@@ -265,11 +297,14 @@ int main(int argc, char **argv)
         }
     }
     dcb_log_set_sink(log_sink, NULL);
+    if (event_log)
+        eventlog_start();
 
     memset(b, 0, sizeof(*b));
     b->b_loop = &loop;
     b->b_cfg = &cfg;
     b->b_start_ns = dcb_now_ns();
+    b->b_stats_epoch_ns = b->b_start_ns;
     b->b_lim_shim.max_frame = DCB_MAX_FRAME_EVENT;
     b->b_lim_shim.max_packet = cfg.cfg_max_packet;
     b->b_lim_host = b->b_lim_shim;
@@ -278,6 +313,7 @@ int main(int argc, char **argv)
     b->b_wbuf_cap = DCB_FRAME_HEADER_SIZE + DCB_MAX_FRAME_EVENT;
     b->b_wbuf = malloc(b->b_wbuf_cap);
     blist_init(&b->b_hosts);
+    blist_init(&b->b_ctl_conns);
     exe_len = sizeof(b->b_exe);
     if (b->b_arena_mem == NULL || b->b_enc_arena_mem == NULL || b->b_wbuf == NULL ||
         uv_exepath(b->b_exe, &exe_len) != 0 || uv_loop_init(&loop) != 0) {
@@ -295,6 +331,7 @@ int main(int argc, char **argv)
     b->b_sigint.data = b->b_sigterm.data = b;
     uv_signal_start(&b->b_sigint, on_signal, SIGINT);
     uv_signal_start(&b->b_sigterm, on_signal, SIGTERM); /* never fires on Windows */
+    service_attach(&loop, on_service_stop, b, cfg.cfg_host_stop_ms + 3000u);
 
     rc = shimconn_listen(b);
     if (rc != 0) {
@@ -303,23 +340,34 @@ int main(int argc, char **argv)
         begin_shutdown(b, "startup failed");
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
+        eventlog_stop();
         return 1;
     }
-    dcb_log(DCB_LOG_INFO, "dcb-broker %s listening on %s (protocol %d, config %s)", BROKER_VERSION,
-            cfg.cfg_pipe, DCB_PROTO_VERSION, config_path ? config_path : "built-in defaults");
+    /* Without its control endpoint the broker still serves DHCP: say so, and go on. */
+    rc = control_listen(b);
+    if (rc != 0)
+        dcb_log(DCB_LOG_ERROR,
+                "cannot listen on the control endpoint %s (%s): dcbctl cannot reach this broker",
+                cfg.cfg_control_pipe,
+                rc == UV_EADDRINUSE ? "another broker is listening there" : uv_strerror(rc));
+    else
+        dcb_log(DCB_LOG_INFO, "control endpoint on %s", cfg.cfg_control_pipe);
+    eventlog_note(DCB_LOG_INFO, "dcb-broker %s listening on %s (protocol %d, config %s)",
+                  BROKER_VERSION, cfg.cfg_pipe, DCB_PROTO_VERSION,
+                  config_path ? config_path : "built-in defaults");
+    service_running();
     if (n_chain > 0)
         chain_set(b, chain, n_chain);
     dcb_strlist_free(chain, n_chain);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
-    stats_log_all(b);
     shimconn_free_instances(b);
     rc = uv_loop_close(&loop);
     if (rc != 0)
         dcb_log(DCB_LOG_ERROR, "event loop closed with handles still open (%s)", uv_strerror(rc));
     else
-        dcb_log(DCB_LOG_INFO, "stopped");
+        eventlog_note(DCB_LOG_INFO, "stopped");
     while (!blist_empty(&b->b_plugins)) {
         /* Nothing should be left; say so rather than hide it. */
         broker_plugin_t *p = broker_container_of(b->b_plugins.next, broker_plugin_t, p_link);
@@ -330,9 +378,20 @@ int main(int argc, char **argv)
     free(b->b_arena_mem);
     free(b->b_enc_arena_mem);
     free(b->b_wbuf);
+    eventlog_stop();
     dcb_log_set_sink(NULL, NULL);
     if (log_file != NULL)
         fclose(log_file);
     config_free(&cfg);
     return rc == 0 ? 0 : 1;
+}
+
+/* The host role, the service, or the broker in the foreground (the default). */
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--host") == 0)
+        return host_main(argc, argv);
+    if (service_wanted(argc, argv))
+        return service_dispatch(argc, argv, broker_run);
+    return broker_run(argc, argv);
 }

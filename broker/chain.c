@@ -48,6 +48,7 @@ enum { STEP_NONE = 0, STEP_PENDING, STEP_DONE };
 #define AGE_CHECK_NS 5000000000ull
 
 static void pump(chain_pkt_t *k, size_t i);
+static void ctl_pump(host_t *h);
 static void req_kick(chain_req_t *r);
 static void slot_call_cb(host_call_t *c, const Dcb__HostResult *res, int reason);
 
@@ -184,15 +185,36 @@ static chain_pkt_t *pkt_create(broker_t *b, uint64_t inst, uint64_t id)
     return k;
 }
 
+/* The plugin's host that saw the packet's NewPkt: later hooks go to it, and only to it. */
+static void pp_set_host(chain_pp_t *pp, host_t *h)
+{
+    pp->pp_host = h;
+    h->h_npackets++;
+    host_ref(h);
+}
+
+/* The hooks a plugin may get for this packet: those of the host that saw it. */
+static uint32_t pp_hooks(const chain_pp_t *pp, const broker_plugin_t *p)
+{
+    return pp->pp_host != NULL ? pp->pp_host->h_hooks : plugin_hooks(p);
+}
+
 static void pkt_free(broker_t *b, chain_pkt_t *k)
 {
     if (k->k_in_table)
         htab_remove(&b->b_packets, &k->k_node);
     blist_del(&k->k_lru);
     btimer_stop(b, &k->k_hold_timer);
-    for (size_t i = 0; i < k->k_n; i++)
-        if (k->k_pp[i].pp_host != NULL)
-            host_unref(k->k_pp[i].pp_host);
+    for (size_t i = 0; i < k->k_n; i++) {
+        host_t *h = k->k_pp[i].pp_host;
+        if (h == NULL)
+            continue;
+        h->h_npackets--;
+        host_drain_poke(h);
+        if (!blist_empty(&h->h_ctl_queue))
+            ctl_pump(h); /* a STOP may have waited for this packet */
+        host_unref(h);
+    }
     chain_unref(k->k_chain);
     free(k);
 }
@@ -372,10 +394,8 @@ static void mark_seen_passive(chain_req_t *r, size_t i)
     broker_plugin_t *p = k->k_chain->c_plugins[i];
 
     if (r->r_ev->ev_hook == DCB_HOOK_NEWPKT && r->r_process_it && k->k_pp[i].pp_host == NULL &&
-        p->p_state != PLUGIN_DISABLED && host_ready(p->p_cur)) {
-        k->k_pp[i].pp_host = p->p_cur;
-        host_ref(p->p_cur);
-    }
+        p->p_state != PLUGIN_DISABLED && host_ready(p->p_cur))
+        pp_set_host(&k->k_pp[i], p->p_cur);
 }
 
 static void req_finish(chain_req_t *r)
@@ -468,14 +488,19 @@ static void req_continue(chain_req_t *r)
                 r->r_step = STEP_DONE;
                 continue;
             }
-            k->k_pp[i].pp_host = h;
-            host_ref(h);
+            pp_set_host(&k->k_pp[i], h);
         } else {
             if (s == NULL) {
                 r->r_step = STEP_DONE;
                 continue;
             }
-            reason = p->p_state == PLUGIN_DISABLED ? DCB__DEFAULT_REASON__DR_DISABLED : 0;
+            /*
+             * Disabled: its default, unless the host that saw the packet
+             * still runs (it is draining): a packet it started, it finishes.
+             */
+            reason = p->p_state == PLUGIN_DISABLED && !host_ready(k->k_pp[i].pp_host)
+                         ? DCB__DEFAULT_REASON__DR_DISABLED
+                         : 0;
             if (reason == 0 && p->p_breaker_until_ns != 0 && now < p->p_breaker_until_ns)
                 reason = DCB__DEFAULT_REASON__DR_BREAKER;
             if (reason != 0 && k->k_pp[i].pp_host != NULL) {
@@ -555,7 +580,7 @@ static void req_start(broker_t *b, chain_pkt_t *k, chain_ev_t *ev)
          * NewPkt: a barrier at every plugin until the chain decides whether
          * it sees the packet. PktSend: a slot where the plugin may see it.
          */
-        if (hook == DCB_HOOK_NEWPKT || ((plugin_hooks(p) & DCB_HOOK_BIT(hook)) &&
+        if (hook == DCB_HOOK_NEWPKT || ((pp_hooks(pp, p) & DCB_HOOK_BIT(hook)) &&
                                         (pp->pp_host != NULL || !blist_empty(&pp->pp_queue))))
             r->r_slots[i] = slot_new(k, i, ev, r, SLOT_WAIT);
     }
@@ -615,8 +640,6 @@ static void pump(chain_pkt_t *k, size_t i)
     }
 }
 
-static void ctl_pump(host_t *h);
-
 static void slot_call_cb(host_call_t *c, const Dcb__HostResult *res, int reason)
 {
     chain_slot_t *s = broker_container_of(c, chain_slot_t, s_call);
@@ -655,6 +678,8 @@ static void slot_call_cb(host_call_t *c, const Dcb__HostResult *res, int reason)
         pp->pp_busy = 0;
         slot_free(s);
         pump(k, i);
+        if (pp->pp_host != NULL && !blist_empty(&pp->pp_host->h_ctl_queue))
+            ctl_pump(pp->pp_host); /* a STOP may have waited for this event */
         pkt_maybe_free(b, k);
     }
 }
@@ -666,6 +691,9 @@ static void admit(broker_t *b, chain_pkt_t *k, chain_ev_t *ev)
     int hook = ev->ev_hook;
 
     k->k_next_seq = ev->ev_seq + 1;
+    /* Counted once each, whether it came in order or waited for its predecessors first. */
+    if (k->k_orphan)
+        b->b_orphan_events++;
     if (is_request(hook)) {
         req_start(b, k, ev);
         return;
@@ -674,7 +702,7 @@ static void admit(broker_t *b, chain_pkt_t *k, chain_ev_t *ev)
         chain_pp_t *pp = &k->k_pp[i];
         broker_plugin_t *p = k->k_chain->c_plugins[i];
 
-        if (!(plugin_hooks(p) & DCB_HOOK_BIT(hook)))
+        if (!(pp_hooks(pp, p) & DCB_HOOK_BIT(hook)))
             continue;
         /* Nothing queued and not seen: this plugin will never see the packet. */
         if (pp->pp_host == NULL && blist_empty(&pp->pp_queue))
@@ -763,14 +791,36 @@ static void discard(broker_t *b, chain_ev_t *ev, int reason)
     chain_ev_unref(ev);
 }
 
-/* Control and DeleteClient: no packet, no chain order. */
+/* Whether h still has hooks of that shim instance's packets to get (or getting them). */
+static int host_has_packet_events(host_t *h, uint64_t inst)
+{
+    broker_t *b = h->h_broker;
+
+    for (blist_t *it = b->b_pkt_lru.next; it != &b->b_pkt_lru; it = it->next) {
+        const chain_pkt_t *k = broker_container_of(it, chain_pkt_t, k_lru);
+        if (k->k_inst != inst || k->k_nslots == 0)
+            continue;
+        for (size_t i = 0; i < k->k_n; i++)
+            if (k->k_pp[i].pp_host == h &&
+                (k->k_pp[i].pp_busy || !blist_empty(&k->k_pp[i].pp_queue)))
+                return 1;
+    }
+    return 0;
+}
+
+/* Control and DeleteClient: no packet, no chain order (but STOP comes after the packets). */
 static void ctl_pump(host_t *h)
 {
     while (!h->h_ctl_busy && !blist_empty(&h->h_ctl_queue)) {
         chain_slot_t *s = broker_container_of(h->h_ctl_queue.next, chain_slot_t, s_link);
         broker_plugin_t *p = h->h_plugin;
-        int reason = host_send_event(h, &s->s_call, s->s_ev->ev_frame, s->s_ev->ev_len, 0, NULL, 0,
-                                     p->p_pol.pol_timeout_ms[s->s_ev->ev_hook] * 1000u);
+        int reason;
+
+        /* Waits: every packet event of the instance's that reaches h completes or goes. */
+        if (s->s_barrier && host_ready(h) && host_has_packet_events(h, s->s_inst))
+            return;
+        reason = host_send_event(h, &s->s_call, s->s_ev->ev_frame, s->s_ev->ev_len, 0, NULL, 0,
+                                 p->p_pol.pol_timeout_ms[s->s_ev->ev_hook] * 1000u);
         if (reason != 0) {
             p->p_stats.ps_hooks[s->s_ev->ev_hook].hs_defaults[reason]++;
             slot_free(s);
@@ -782,7 +832,7 @@ static void ctl_pump(host_t *h)
     }
 }
 
-static void ctl_send(host_t *h, chain_ev_t *ev, int ordered)
+static void ctl_send(host_t *h, chain_ev_t *ev, int ordered, uint64_t inst)
 {
     chain_slot_t *s = slot_new(NULL, 0, ev, NULL, SLOT_READY);
     broker_plugin_t *p = h->h_plugin;
@@ -792,6 +842,10 @@ static void ctl_send(host_t *h, chain_ev_t *ev, int ordered)
         return;
     s->s_target = h;
     host_ref(h);
+    if (ev->ev_hook == DCB_HOOK_CONTROL && ev->ev_code == DHCP_CONTROL_STOP) {
+        s->s_barrier = 1;
+        s->s_inst = inst;
+    }
     if (ordered) {
         blist_add_tail(&h->h_ctl_queue, &s->s_link);
         ctl_pump(h);
@@ -864,7 +918,7 @@ static void global_event(broker_t *b, uint64_t inst, chain_ev_t *ev)
         }
         if (!(h->h_hooks & DCB_HOOK_BIT(ev->ev_hook)))
             continue;
-        ctl_send(h, ev, ev->ev_hook == DCB_HOOK_CONTROL);
+        ctl_send(h, ev, ev->ev_hook == DCB_HOOK_CONTROL, inst);
     }
     if (ev->ev_hook == DCB_HOOK_CONTROL && ev->ev_code == DHCP_CONTROL_STOP) {
         /* The server frees its queued packets at STOP without drop callbacks: so do we. */
@@ -897,7 +951,7 @@ void chain_host_ready(host_t *h)
     if (n < 0 || (ev = ev_new(DCB__FRAME_TYPE__FT_EV_CONTROL, frame, (size_t)n)) == NULL)
         return;
     ev->ev_code = DHCP_CONTROL_PAUSE;
-    ctl_send(h, ev, 1);
+    ctl_send(h, ev, 1, 0);
     chain_ev_unref(ev);
 }
 
@@ -972,8 +1026,6 @@ int chain_on_event(broker_t *b, struct shimconn *conn, uint64_t inst, uint8_t ty
         admit_held(b, k);
         hold_arm(b, k);
     }
-    if (k->k_orphan)
-        b->b_orphan_events++;
     pkt_maybe_free(b, k);
     return 0;
 }
@@ -1117,6 +1169,8 @@ uint32_t chain_subscribed(broker_t *b)
         }
         bits |= plugin_hooks(p);
     }
+    /* Generations still finishing their packets need those packets' hooks. */
+    bits |= host_draining_hooks(b) & PACKET_HOOKS;
     /*
      * A packet exists for the broker from its NewPkt to its PROCESSED drop:
      * whoever wants any packet hook needs both to arrive.

@@ -56,6 +56,12 @@ typedef struct chain_slot {
     size_t s_idx;       /* plugin index in the packet */
     host_t *s_target;   /* Control events: the host they go to (ref) */
     slot_state_t s_state;
+    /*
+     * STOP: the server called it after every hook of that shim instance's
+     * packets, so it waits until those have reached the host (s_inst).
+     */
+    int s_barrier;
+    uint64_t s_inst;
 } chain_slot_t;
 
 /* One plugin's view of one packet. */

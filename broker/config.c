@@ -185,8 +185,11 @@ static int broker_key(parse_ctx_t *pc, const char *name, const char *v)
         {"host_stop_ms", offsetof(broker_config_t, cfg_host_stop_ms), 1, 600000},
         {"output_line_max", offsetof(broker_config_t, cfg_output_line_max), 16, 65536},
         {"output_lines_per_s", offsetof(broker_config_t, cfg_output_lines_per_s), 1, 1000000},
+        {"drain_ms", offsetof(broker_config_t, cfg_drain_ms), 100, 3600000},
     };
-    static const char *const strs[] = {"pipe", "control_pipe", "log_file", "log_level", "chain"};
+    static const char *const strs[] = {"pipe",       "control_pipe",  "log_file", "log_level",
+                                       "chain",      "pipe_allow",    "control_allow",
+                                       "host_user"};
     broker_config_t *cfg = pc->pc_cfg;
     size_t nints = sizeof(ints) / sizeof(ints[0]);
 
@@ -232,9 +235,12 @@ static int broker_key(parse_ctx_t *pc, const char *name, const char *v)
             return 0;
         }
         {
-            char **slot = strcmp(name, "pipe") == 0           ? &cfg->cfg_pipe
-                          : strcmp(name, "control_pipe") == 0 ? &cfg->cfg_control_pipe
-                                                              : &cfg->cfg_log_file;
+            char **slot = strcmp(name, "pipe") == 0            ? &cfg->cfg_pipe
+                          : strcmp(name, "control_pipe") == 0  ? &cfg->cfg_control_pipe
+                          : strcmp(name, "pipe_allow") == 0    ? &cfg->cfg_pipe_allow
+                          : strcmp(name, "control_allow") == 0 ? &cfg->cfg_control_allow
+                          : strcmp(name, "host_user") == 0     ? &cfg->cfg_host_user
+                                                               : &cfg->cfg_log_file;
             free(*slot);
             *slot = xstrdup(v);
         }
@@ -259,6 +265,8 @@ static int plugin_key(parse_ctx_t *pc, broker_plugin_conf_t *p, const char *name
     }
     if (strcmp(name, "group") == 0)
         return set_str(pc, name, &p->pc_group, v);
+    if (strcmp(name, "write_paths") == 0)
+        return set_str(pc, name, &p->pc_write_paths, v);
     if (dot != NULL) {
         hook = hook_by_name(dot + 1);
         if (hook < 0) {
@@ -408,6 +416,7 @@ void config_defaults(broker_config_t *cfg)
     cfg->cfg_host_stop_ms = 2000;
     cfg->cfg_output_line_max = 512;
     cfg->cfg_output_lines_per_s = 50;
+    cfg->cfg_drain_ms = 30000;
 }
 
 int config_load(broker_config_t *cfg, const char *path, char *err, size_t errlen)
@@ -458,6 +467,10 @@ void config_free(broker_config_t *cfg)
     free(cfg->cfg_pipe);
     free(cfg->cfg_control_pipe);
     free(cfg->cfg_log_file);
+    free(cfg->cfg_pipe_allow);
+    free(cfg->cfg_control_allow);
+    free(cfg->cfg_host_user);
+    free(cfg->cfg_defaults.pc_write_paths);
     for (size_t i = 0; i < cfg->cfg_n_chain; i++)
         free(cfg->cfg_chain[i]);
     free(cfg->cfg_chain);
@@ -466,6 +479,7 @@ void config_free(broker_config_t *cfg)
         free(cfg->cfg_plugins[i].pc_name);
         free(cfg->cfg_plugins[i].pc_dll);
         free(cfg->cfg_plugins[i].pc_group);
+        free(cfg->cfg_plugins[i].pc_write_paths);
     }
     free(cfg->cfg_plugins);
     memset(cfg, 0, sizeof(*cfg));

@@ -13,6 +13,14 @@
  * hang_ms, no pong within hang_ms, memory over the cap, a failed load. Its
  * in-flight events get their defaults at once; the chain module decides
  * what each default means.
+ *
+ * Generations. A reload (dcbctl reload) starts a new host beside the one
+ * that serves (p_cur) and leaves p_cur alone until the new one is ready;
+ * then the new one takes new packets and the old one drains: packets keep
+ * the host that saw their NewPkt, so the old one gets their later hooks and
+ * PROCESSED drops, and it is stopped once none is left (or after drain_ms).
+ * A reload that fails to load changes nothing but last_failure. An
+ * operator's disable drains the current host the same way.
  */
 #include "chain.h"
 #include "host.h"
@@ -27,9 +35,13 @@
 #define HOST_PING_INTERVAL_MS 1000u
 #define HOST_MEM_INTERVAL_MS 250u
 
-static void host_start(broker_plugin_t *p);
+/* Why a host is started: it decides what the plugin's state and counters say. */
+enum { START_RESTART = 0, START_RELOAD, START_ENABLE };
+
+static void host_start(broker_plugin_t *p, int why);
 static void watchdog_cb(btimer_t *t);
 static void stop_timer_cb(btimer_t *t);
+static void drain_timer_cb(btimer_t *t);
 
 const char *plugin_state_name(plugin_state_t s)
 {
@@ -54,7 +66,10 @@ static void restart_cb(btimer_t *t)
 
     if (p->p_removed || p->p_broker->b_stopping || p->p_state == PLUGIN_DISABLED)
         return;
-    host_start(p);
+    /* A reload started meanwhile takes over when it is ready. */
+    if (p->p_starting != NULL || p->p_cur != NULL)
+        return;
+    host_start(p, START_RESTART);
     chain_run(p->p_broker);
 }
 
@@ -106,16 +121,19 @@ void plugin_unref(broker_plugin_t *p)
 
 void plugin_start(broker_plugin_t *p)
 {
+    int why = START_RESTART;
+
     if (p->p_cur != NULL || p->p_starting != NULL)
         return;
     if (p->p_state == PLUGIN_DISABLED) {
+        why = START_ENABLE;
         /* An operator's enable: forget the crash loop. */
         memset(p->p_fail_ns, 0, sizeof(p->p_fail_ns));
         p->p_backoff_ms = p->p_pol.pol_restart_backoff_ms;
         p->p_state = PLUGIN_RESTARTING;
     }
     btimer_stop(p->p_broker, &p->p_restart_timer);
-    host_start(p);
+    host_start(p, why);
 }
 
 void plugin_remove(broker_plugin_t *p)
@@ -195,10 +213,23 @@ static void plugin_failed(broker_plugin_t *p, host_t *h, const char *why)
             recent++;
     if (recent >= p->p_pol.pol_crash_loop_limit) {
         p->p_state = PLUGIN_DISABLED;
+        p->p_admin_disabled = 0;
         dcb_log(DCB_LOG_ERROR,
                 "plugin %s DISABLED: %u failures within %u s (crash loop); its events get its "
                 "default decision until an operator enables it (or the broker restarts)",
                 p->p_name, recent, p->p_pol.pol_crash_loop_window_s);
+        /* A reload under way would bring it back: it ends here. */
+        if (p->p_starting != NULL)
+            host_stop(p->p_starting);
+        return;
+    }
+    if (p->p_starting != NULL) {
+        /* A reload is under way: its host takes over when ready, no restart needed. */
+        p->p_state = PLUGIN_RESTARTING;
+        dcb_log(DCB_LOG_WARN,
+                "plugin %s: the reload under way takes over (failure %u of %u "
+                "allowed within %u s)",
+                p->p_name, recent, p->p_pol.pol_crash_loop_limit, p->p_pol.pol_crash_loop_window_s);
         return;
     }
     /* A host that ran well for a while starts the back-off over. */
@@ -232,6 +263,7 @@ static void host_free_if_done(host_t *h)
     btimer_stop(b, &h->h_watchdog);
     btimer_stop(b, &h->h_stop_timer);
     btimer_stop(b, &h->h_out_timer);
+    btimer_stop(b, &h->h_drain_timer);
     sandbox_job_close(h->h_job);
     wire_rd_free(&h->h_rd);
     htab_free(&h->h_calls);
@@ -256,7 +288,7 @@ void host_handle_closed(host_t *h)
     host_free_if_done(h);
 }
 
-static void host_start(broker_plugin_t *p)
+static void host_start(broker_plugin_t *p, int why)
 {
     broker_t *b = p->p_broker;
     host_t *h = calloc(1, sizeof(*h));
@@ -281,13 +313,20 @@ static void host_start(broker_plugin_t *p)
     btimer_init(&h->h_watchdog, watchdog_cb);
     btimer_init(&h->h_stop_timer, stop_timer_cb);
     btimer_init(&h->h_out_timer, hostproc_out_timer_cb);
+    btimer_init(&h->h_drain_timer, drain_timer_cb);
     h->h_out_tokens = (double)b->b_cfg->cfg_output_lines_per_s * 2;
     h->h_out_tokens_ns = h->h_spawn_ns;
+    h->h_reload = why == START_RELOAD;
     p->p_starting = h;
-    if (p->p_state != PLUGIN_STARTING)
-        p->p_state = PLUGIN_RESTARTING;
-    if (p->p_generation > 1)
-        p->p_stats.ps_restarts++;
+    if (h->h_reload) {
+        /* The serving generation (if any) keeps its state until this one is ready. */
+        p->p_reloading = 1;
+    } else {
+        if (p->p_state != PLUGIN_STARTING)
+            p->p_state = PLUGIN_RESTARTING;
+        if (why == START_RESTART && p->p_generation > 1)
+            p->p_stats.ps_restarts++;
+    }
     rc = hostproc_spawn(h);
     if (rc != 0) {
         if (h->h_pid == 0)
@@ -406,6 +445,17 @@ static void close_channel(host_t *h)
     }
 }
 
+/* The end of a reload: the control request waiting for it gets its answer. */
+static void reload_finish(broker_plugin_t *p, int ok, const char *why)
+{
+    if (!p->p_reloading)
+        return;
+    p->p_reloading = 0;
+    if (ok)
+        p->p_stats.ps_reloads++;
+    control_reload_done(p, ok, why);
+}
+
 static void detach_from_plugin(host_t *h)
 {
     broker_plugin_t *p = h->h_plugin;
@@ -416,7 +466,27 @@ static void detach_from_plugin(host_t *h)
     } else if (p->p_starting == h) {
         p->p_starting = NULL;
         host_unref(h);
+    } else if (h->h_draining) {
+        h->h_draining = 0;
+        p->p_draining--;
+        btimer_stop(h->h_broker, &h->h_drain_timer);
+        host_unref(h);
     }
+}
+
+static void note_failure(broker_plugin_t *p, const char *prefix, const char *msg)
+{
+    size_t n = strlen(prefix);
+
+    if (n >= sizeof(p->p_last_failure))
+        n = sizeof(p->p_last_failure) - 1;
+    memcpy(p->p_last_failure, prefix, n);
+    p->p_last_failure[n] = '\0';
+    /* The text is cut where it must be: a prefix and a message of up to 160 bytes each. */
+    for (size_t i = 0; msg[i] != '\0' && n + 1 < sizeof(p->p_last_failure); i++)
+        p->p_last_failure[n++] = msg[i];
+    p->p_last_failure[n] = '\0';
+    p->p_last_failure_ns = dcb_now_ns();
 }
 
 void host_fail(host_t *h, host_fail_t why, const char *fmt, ...)
@@ -426,7 +496,7 @@ void host_fail(host_t *h, host_fail_t why, const char *fmt, ...)
     host_state_t prev = h->h_state;
     char msg[160];
     va_list ap;
-    int reason;
+    int reason, current, reload_failed;
 
     if (prev == HOST_DEAD)
         return;
@@ -453,9 +523,24 @@ void host_fail(host_t *h, host_fail_t why, const char *fmt, ...)
                                                             : DCB__DEFAULT_REASON__DR_CRASH;
     fail_calls(h, reason);
     chain_host_dead(h);
+    current = p->p_cur == h || p->p_starting == h;
+    reload_failed = h->h_reload && p->p_starting == h;
     detach_from_plugin(h);
+    if (reload_failed)
+        reload_finish(p, 0, msg);
     if (prev != HOST_STOPPING && !b->b_stopping && !p->p_removed) {
-        plugin_failed(p, h, msg);
+        if (reload_failed && p->p_cur != NULL) {
+            /* The generation that serves goes on as if nothing had happened. */
+            note_failure(p, "reload failed: ", msg);
+            dcb_log(DCB_LOG_WARN, "plugin %s: reload failed; generation %u keeps serving",
+                    p->p_name, p->p_cur->h_generation);
+        } else if (current) {
+            plugin_failed(p, h, msg);
+        } else {
+            /* A draining generation: its packets get their defaults, nothing restarts. */
+            p->p_stats.ps_failures++;
+            note_failure(p, "", msg);
+        }
         shimconn_push_subscription(b);
     }
     host_unref(h);
@@ -485,6 +570,9 @@ void host_stop(host_t *h)
     close_channel(h);
     fail_calls(h, DCB__DEFAULT_REASON__DR_CRASH);
     chain_host_dead(h);
+    if (h->h_reload && h->h_plugin->p_starting == h)
+        reload_finish(h->h_plugin, 0,
+                      b->b_stopping ? "the broker is stopping" : "stopped before it was ready");
     detach_from_plugin(h);
     if (!h->h_exited)
         btimer_start(b, &h->h_stop_timer,
@@ -502,6 +590,15 @@ void host_stop_all(broker_t *b)
         plugin_ref(p);
         plugin_remove(p);
         plugin_unref(p);
+    }
+    /* Generations still draining belong to no plugin slot: stop them too. */
+    it = b->b_hosts.next;
+    while (it != &b->b_hosts) {
+        host_t *h = broker_container_of(it, host_t, h_link);
+        host_ref(h);
+        host_stop(h);
+        it = it->next;
+        host_unref(h);
     }
 }
 
@@ -536,6 +633,193 @@ void host_on_exit(host_t *h, int64_t status, int term_signal)
     chain_run(h->h_broker);
 }
 
+/* ---- drain ------------------------------------------------------------------ */
+
+static int host_drained(const host_t *h)
+{
+    return h->h_npackets == 0 && h->h_outstanding == 0 && blist_empty(&h->h_ctl_queue);
+}
+
+/*
+ * Takes h out of p_cur (by whom its caller has already replaced it, or
+ * nobody for a disable): it keeps serving the packets it saw, and no others.
+ * The caller's reference becomes the drain's.
+ */
+static void host_drain(host_t *h, host_t *successor)
+{
+    broker_t *b = h->h_broker;
+    broker_plugin_t *p = h->h_plugin;
+    uint64_t now = dcb_now_ns();
+
+    h->h_draining = 1;
+    p->p_draining++;
+    h->h_drain_deadline_ns = now + (uint64_t)b->b_cfg->cfg_drain_ms * 1000000u;
+    if (successor != NULL)
+        dcb_log(DCB_LOG_INFO,
+                "plugin %s: generation %u takes new packets; generation %u (pid %u) finishes "
+                "its %u packets in flight",
+                p->p_name, successor->h_generation, h->h_generation, h->h_pid, h->h_npackets);
+    else
+        dcb_log(DCB_LOG_INFO, "plugin %s: generation %u (pid %u) finishes its %u packets in flight",
+                p->p_name, h->h_generation, h->h_pid, h->h_npackets);
+    btimer_start(b, &h->h_drain_timer, now);
+}
+
+void host_drain_poke(host_t *h)
+{
+    if (h->h_draining && host_drained(h))
+        btimer_start(h->h_broker, &h->h_drain_timer, dcb_now_ns());
+}
+
+static void drain_timer_cb(btimer_t *t)
+{
+    host_t *h = broker_container_of(t, host_t, h_drain_timer);
+    broker_t *b = h->h_broker;
+    broker_plugin_t *p = h->h_plugin;
+    uint64_t now = dcb_now_ns();
+
+    if (!h->h_draining)
+        return;
+    if (!host_drained(h) && now < h->h_drain_deadline_ns) {
+        btimer_start(b, &h->h_drain_timer, h->h_drain_deadline_ns);
+        return;
+    }
+    host_ref(h);
+    if (host_drained(h))
+        dcb_log(DCB_LOG_INFO,
+                "plugin %s: generation %u (pid %u) is done with its packets; "
+                "stopping it",
+                p->p_name, h->h_generation, h->h_pid);
+    else
+        dcb_log(DCB_LOG_WARN,
+                "plugin %s: generation %u (pid %u) still has %u packets after drain_ms (%u); "
+                "stopping it (their later hooks get the plugin's default)",
+                p->p_name, h->h_generation, h->h_pid, h->h_npackets, b->b_cfg->cfg_drain_ms);
+    host_stop(h);
+    shimconn_push_subscription(b);
+    host_unref(h);
+    chain_run(b);
+}
+
+uint32_t host_draining_hooks(broker_t *b)
+{
+    uint32_t bits = 0;
+
+    for (blist_t *it = b->b_hosts.next; it != &b->b_hosts; it = it->next) {
+        const host_t *h = broker_container_of(it, host_t, h_link);
+        if (h->h_draining && host_ready(h))
+            bits |= h->h_hooks;
+    }
+    return bits;
+}
+
+/* ---- operator commands ------------------------------------------------------- */
+
+static int name_eq_nocase(const char *a, const char *b)
+{
+    for (; *a != '\0' && *b != '\0'; a++, b++) {
+        char ca = *a, cb = *b;
+        if (ca >= 'A' && ca <= 'Z')
+            ca = (char)(ca - 'A' + 'a');
+        if (cb >= 'A' && cb <= 'Z')
+            cb = (char)(cb - 'A' + 'a');
+        if (ca != cb)
+            return 0;
+    }
+    return *a == *b;
+}
+
+broker_plugin_t *plugin_find(broker_t *b, const char *name)
+{
+    chain_t *c = b->b_chain;
+    broker_plugin_t *loose = NULL;
+
+    if (c == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < c->c_n; i++) {
+        broker_plugin_t *p = c->c_plugins[i];
+        if (strcmp(p->p_name, name) == 0)
+            return p;
+        if (loose == NULL && name_eq_nocase(p->p_name, name))
+            loose = p;
+    }
+    return loose;
+}
+
+int plugin_reload(broker_plugin_t *p, char *why, size_t whylen)
+{
+    broker_t *b = p->p_broker;
+
+    if (b->b_stopping || p->p_removed) {
+        snprintf(why, whylen, "the broker is stopping");
+        return DCB__CONTROL_STATUS__CS_FAILED;
+    }
+    if (p->p_state == PLUGIN_DISABLED) {
+        snprintf(why, whylen,
+                 "the plugin is disabled; enable it (that loads the DLL as it is on "
+                 "disk now)");
+        return DCB__CONTROL_STATUS__CS_FAILED;
+    }
+    if (p->p_starting != NULL) {
+        snprintf(why, whylen,
+                 p->p_reloading ? "a reload is already under way"
+                                : "a host is starting; try again when it is ready");
+        return DCB__CONTROL_STATUS__CS_BUSY;
+    }
+    dcb_log(DCB_LOG_INFO, "plugin %s: reload requested; loading %s", p->p_name, p->p_dll);
+    /* A restart waiting for its back-off is replaced by the reload. */
+    btimer_stop(b, &p->p_restart_timer);
+    host_start(p, START_RELOAD);
+    return 0;
+}
+
+int plugin_enable(broker_plugin_t *p, char *why, size_t whylen)
+{
+    if (p->p_broker->b_stopping || p->p_removed) {
+        snprintf(why, whylen, "the broker is stopping");
+        return DCB__CONTROL_STATUS__CS_FAILED;
+    }
+    if (p->p_state != PLUGIN_DISABLED)
+        return 0; /* nothing to do: it runs, or is on its way */
+    dcb_log(DCB_LOG_INFO, "plugin %s enabled by an operator; loading %s", p->p_name, p->p_dll);
+    p->p_admin_disabled = 0;
+    plugin_start(p);
+    shimconn_push_subscription(p->p_broker);
+    return 0;
+}
+
+int plugin_disable(broker_plugin_t *p, char *why, size_t whylen)
+{
+    broker_t *b = p->p_broker;
+
+    if (b->b_stopping || p->p_removed) {
+        snprintf(why, whylen, "the broker is stopping");
+        return DCB__CONTROL_STATUS__CS_FAILED;
+    }
+    if (p->p_reloading) {
+        snprintf(why, whylen, "a reload is under way");
+        return DCB__CONTROL_STATUS__CS_BUSY;
+    }
+    if (p->p_state == PLUGIN_DISABLED) {
+        p->p_admin_disabled = 1;
+        return 0;
+    }
+    dcb_log(DCB_LOG_WARN, "plugin %s DISABLED by an operator: new packets get its default decision",
+            p->p_name);
+    p->p_state = PLUGIN_DISABLED;
+    p->p_admin_disabled = 1;
+    btimer_stop(b, &p->p_restart_timer);
+    if (p->p_starting != NULL)
+        host_stop(p->p_starting);
+    if (p->p_cur != NULL) {
+        host_t *h = p->p_cur;
+        p->p_cur = NULL;
+        host_drain(h, NULL);
+    }
+    shimconn_push_subscription(b);
+    return 0;
+}
+
 /* ---- the channel ----------------------------------------------------------- */
 
 static void host_loaded(host_t *h, const Dcb__HostLoaded *l)
@@ -559,18 +843,18 @@ static void host_loaded(host_t *h, const Dcb__HostLoaded *l)
     h->h_hooks = l->hooks;
     h->h_ready_ns = dcb_now_ns();
     if (p->p_starting == h) {
+        host_t *old = p->p_cur;
+
         p->p_starting = NULL;
-        if (p->p_cur != NULL) {
-            /*
-             * A newer generation takes over new packets. The old one is
-             * stopped; letting it drain its packets first is reload's work.
-             */
-            host_t *old = p->p_cur;
-            p->p_cur = NULL;
-            host_stop(old);
-            host_unref(old);
-        }
         p->p_cur = h; /* the reference moves */
+        if (old != NULL) {
+            /*
+             * A newer generation takes over new packets from here on; the
+             * old one finishes the packets it started (p_cur's reference
+             * becomes the drain's).
+             */
+            host_drain(old, h);
+        }
     }
     p->p_hooks = l->hooks;
     p->p_hooks_known = 1;
@@ -582,6 +866,8 @@ static void host_loaded(host_t *h, const Dcb__HostLoaded *l)
             h->h_pid, h->h_generation, hooks[0] ? hooks : "(none)");
     chain_host_ready(h);
     shimconn_push_subscription(b);
+    if (h->h_reload && p->p_cur == h)
+        reload_finish(p, 1, NULL);
 }
 
 static void host_result(host_t *h, const Dcb__HostResult *r)
@@ -604,6 +890,8 @@ static void host_result(host_t *h, const Dcb__HostResult *r)
     blist_del(&c->hc_link);
     h->h_outstanding--;
     c->hc_cb(c, r, 0);
+    if (h->h_draining && h->h_outstanding == 0)
+        host_drain_poke(h);
 }
 
 static void host_frame(host_t *h, const dcb_msg_t *m)

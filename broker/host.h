@@ -32,6 +32,9 @@ struct broker_plugin {
     broker_policy_t p_pol;
     plugin_state_t p_state;
     int p_removed;           /* no longer in the chain: never restarted */
+    int p_admin_disabled;    /* DISABLED by an operator (not by a crash loop) */
+    int p_reloading;         /* p_starting is a reload: p_cur serves until it is ready */
+    uint32_t p_draining;     /* older generations finishing their packets */
     struct host *p_cur;      /* the ready generation new packets go to (ref), or NULL */
     struct host *p_starting; /* a generation being started (ref), or NULL */
     uint32_t p_generation;   /* of the last host started */
@@ -115,6 +118,18 @@ typedef struct host {
     uint32_t h_hooks; /* what this generation's DLL filled in */
     int h_stalled;    /* stopped reading its channel: the watchdog takes it down */
 
+    /*
+     * Reload and drain. A reload host is started beside the current one and
+     * takes over new packets once ready; the old one then drains: it keeps
+     * serving the packets whose NewPkt it saw (h_npackets) and is stopped
+     * when they are done, or after drain_ms.
+     */
+    int h_reload;
+    int h_draining;      /* holds a reference until the drain ends */
+    uint32_t h_npackets; /* packets whose NewPkt this host saw, still alive */
+    uint64_t h_drain_deadline_ns;
+    btimer_t h_drain_timer;
+
     uv_process_t h_proc;
     int h_proc_open;
     int h_exited;
@@ -156,6 +171,17 @@ void plugin_ref(broker_plugin_t *p);
 void plugin_unref(broker_plugin_t *p);
 /* Starts the first host, or re-enables a disabled plugin. */
 void plugin_start(broker_plugin_t *p);
+/*
+ * Operator commands. Each returns 0 (Dcb__ControlStatus CS_OK) or another
+ * CS_* value with a short reason in why. plugin_reload returning 0 means
+ * the reload has begun: its end is reported by control_reload_done(), which
+ * may be called before plugin_reload returns.
+ */
+int plugin_reload(broker_plugin_t *p, char *why, size_t whylen);
+int plugin_enable(broker_plugin_t *p, char *why, size_t whylen);
+int plugin_disable(broker_plugin_t *p, char *why, size_t whylen);
+/* The chain's plugin of that name (exact, else case-insensitive), or NULL. */
+broker_plugin_t *plugin_find(broker_t *b, const char *name);
 /* Takes the plugin out of service: its host stops, it is never restarted. */
 void plugin_remove(broker_plugin_t *p);
 /*
@@ -193,6 +219,10 @@ void host_stop(host_t *h);
 void host_stop_all(broker_t *b);
 /* Whether every host process has exited and every handle is closed. */
 int host_all_gone(broker_t *b);
+/* A packet this host saw is gone, or its last call returned: a draining host may be done. */
+void host_drain_poke(host_t *h);
+/* Packet hooks the draining hosts still need from the shim. */
+uint32_t host_draining_hooks(broker_t *b);
 
 /* ---- processes (hostproc.c) ---------------------------------------------- */
 

@@ -433,7 +433,8 @@ int host_main(int argc, char **argv)
     LPDHCP_ENTRY_POINT_FUNC entry;
     dcb_msg_t msg;
     uint32_t memory_mb = 0, threads;
-    char err[512] = "", note[128];
+    sandbox_opts_t sbx = {0, 0, NULL, NULL};
+    char err[512] = "", sbx_err[400];
     dcb_dl_t *dl;
     size_t len;
     int rc;
@@ -442,6 +443,10 @@ int host_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--memory-mb") == 0 && i + 1 < argc)
             memory_mb = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--host-user") == 0 && i + 1 < argc)
+            sbx.so_user = argv[++i];
+        else if (strcmp(argv[i], "--write-paths") == 0 && i + 1 < argc)
+            sbx.so_write_paths = argv[++i];
         else if (strcmp(argv[i], "--plugin-name") == 0 && i + 1 < argc)
             snprintf(g.plugin, sizeof(g.plugin), "%s", argv[++i]);
     }
@@ -480,13 +485,22 @@ int host_main(int argc, char **argv)
     dcb_log_set_tag(g.plugin[0] ? g.plugin : load->plugin);
 
     /* 2. Limits, then the plugin's code. */
-    sandbox_host_limits(memory_mb, note, sizeof(note));
-    if (note[0] != '\0')
-        dcb_log(DCB_LOG_INFO, "%s", note);
+    sbx.so_memory_mb = memory_mb;
+    sbx.so_threads = threads;
     loaded.pid = dcb_getpid();
     loaded.has_pid = 1;
-    dl = dcb_dl_open(load->dll_path, err, sizeof(err));
-    if (dl == NULL) {
+    /* No sandbox, no plugin: a host that cannot confine itself reports and loads nothing. */
+    if (sandbox_host_limits(&sbx, sbx_err, sizeof(sbx_err)) != 0) {
+        dcb_log(DCB_LOG_ERROR, "sandbox: %s; not loading the plugin", sbx_err);
+        snprintf(err, sizeof(err), "sandbox: %s", sbx_err);
+        loaded.error = err;
+        dl = NULL;
+    } else {
+        dl = dcb_dl_open(load->dll_path, err, sizeof(err));
+    }
+    if (loaded.error != NULL) {
+        /* Reported below. */
+    } else if (dl == NULL) {
         loaded.error = err;
     } else {
         entry = (LPDHCP_ENTRY_POINT_FUNC)dcb_dl_sym(dl, DHCP_CALLOUT_ENTRY_POINT);

@@ -163,9 +163,13 @@ int hostproc_spawn(host_t *h)
     broker_plugin_t *p = h->h_plugin;
     uv_process_options_t opt;
     uv_stdio_container_t stdio[4];
+    const broker_plugin_conf_t *pc = config_find_plugin(b->b_cfg, p->p_name);
+    char *write_paths = pc != NULL && pc->pc_write_paths != NULL
+                            ? pc->pc_write_paths
+                            : b->b_cfg->cfg_defaults.pc_write_paths;
     char mem[16], err[160];
-    char *args[8];
-    int rc;
+    char *args[12];
+    int n = 0, rc;
 
     for (int i = 0; i < 2; i++) {
         h->h_out[i].ho_host = h;
@@ -183,13 +187,22 @@ int hostproc_spawn(host_t *h)
         h->h_out[i].ho_open = 1;
     }
     snprintf(mem, sizeof(mem), "%u", p->p_pol.pol_memory_mb);
-    args[0] = b->b_exe;
-    args[1] = "--host";
-    args[2] = "--plugin-name";
-    args[3] = p->p_name;
-    args[4] = "--memory-mb";
-    args[5] = mem;
-    args[6] = NULL;
+    args[n++] = b->b_exe;
+    args[n++] = "--host";
+    args[n++] = "--plugin-name";
+    args[n++] = p->p_name;
+    args[n++] = "--memory-mb";
+    args[n++] = mem;
+    /* The host applies its own sandbox (sandbox_host_limits) before it loads the DLL. */
+    if (b->b_cfg->cfg_host_user != NULL) {
+        args[n++] = "--host-user";
+        args[n++] = b->b_cfg->cfg_host_user;
+    }
+    if (write_paths != NULL) {
+        args[n++] = "--write-paths";
+        args[n++] = write_paths;
+    }
+    args[n] = NULL;
     memset(&opt, 0, sizeof(opt));
     memset(stdio, 0, sizeof(stdio));
     stdio[0].flags = UV_IGNORE;

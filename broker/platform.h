@@ -35,10 +35,26 @@ int sandbox_proc_memory(uint32_t pid, uint64_t *bytes);
 
 /* ---- sandbox: host side -------------------------------------------------- */
 
+/* Supervisor start-up (Linux: not dumpable, so a host cannot attach to the broker). */
+void sandbox_supervisor_init(void);
+
+/* What the supervisor asks of a host's sandbox (its --host arguments). */
+typedef struct sandbox_opts {
+    uint32_t so_memory_mb;      /* 0: no cap */
+    uint32_t so_threads;        /* the host's calling threads */
+    const char *so_user;        /* Linux: the user a root broker's hosts become (NULL: none) */
+    const char *so_write_paths; /* Linux: where the plugin may write (NULL: not confined) */
+} sandbox_opts_t;
+
 /* First thing in the host role: no new privileges, die with the parent, no core files. */
 void sandbox_host_early(void);
-/* Right before the DLL is loaded: resource limits (memory_mb 0: none). */
-void sandbox_host_limits(uint32_t memory_mb, char *note, size_t notelen);
+/*
+ * Right before the DLL is loaded: resource limits and confinement (Linux:
+ * rlimits, user, Landlock, seccomp; Windows: no privileges, low integrity,
+ * mitigation policies). Logs what it did. Returns 0, or -1 with the reason
+ * in err: the plugin must then not be loaded.
+ */
+int sandbox_host_limits(const sandbox_opts_t *o, char *err, size_t errlen);
 
 /* ---- host channel (host side) --------------------------------------------- */
 

@@ -94,7 +94,8 @@ void platform_describe_exit(int64_t status, int term_signal, char *out, size_t o
 {
     if (term_signal != 0) {
         const char *name = strsignal(term_signal);
-        snprintf(out, outlen, "signal %d (%s)", term_signal, name ? name : "?");
+        snprintf(out, outlen, "signal %d (%s)%s", term_signal, name ? name : "?",
+                 term_signal == SIGSYS ? ", from its seccomp sandbox" : "");
     } else {
         snprintf(out, outlen, "exit status %lld", (long long)status);
     }
@@ -104,4 +105,5 @@ void platform_init_process(void)
 {
     /* A shim or host that goes away mid-write is an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    sandbox_supervisor_init();
 }

@@ -65,4 +65,5 @@ void platform_init_process(void)
 {
     /* No error dialogs: a service has nobody to click them. */
     SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX | SEM_NOOPENFILEERRORBOX);
+    sandbox_supervisor_init();
 }

@@ -13,6 +13,7 @@
  * and copied out before the next frame is looked at.
  */
 #include "chain.h"
+#include "pipesec.h"
 #include "platform.h"
 
 #include <stdio.h>
@@ -184,7 +185,7 @@ static shiminst_t *instance_get(broker_t *b, uint64_t id, uint32_t pid)
     }
     if (count >= SHIMCONN_MAX_INSTANCES && oldest_idle != NULL) {
         blist_del(&oldest_idle->sh_link);
-        free(oldest_idle->sh_waited);
+        stats_shim_release(oldest_idle);
         free(oldest_idle);
     }
     si = calloc(1, sizeof(*si));
@@ -201,7 +202,7 @@ void shimconn_free_instances(broker_t *b)
     while (!blist_empty(&b->b_insts)) {
         shiminst_t *si = broker_container_of(b->b_insts.next, shiminst_t, sh_link);
         blist_del(&si->sh_link);
-        free(si->sh_waited);
+        stats_shim_release(si);
         free(si);
     }
 }
@@ -252,36 +253,6 @@ static void on_hello(shimconn_t *c, const Dcb__Hello *h)
     shimconn_push_subscription(b);
 }
 
-static void on_shim_stats(shimconn_t *c, const Dcb__ShimStats *s)
-{
-    shiminst_t *si = c->c_inst;
-
-    if (si->sh_waited == NULL) {
-        si->sh_waited = malloc(DCB_HOOK_COUNT * sizeof(*si->sh_waited));
-        if (si->sh_waited == NULL)
-            return;
-        for (int h = 0; h < DCB_HOOK_COUNT; h++)
-            dcb_hist_reset(&si->sh_waited[h]);
-    }
-    si->sh_stats_ns = dcb_now_ns();
-    si->sh_reconnects = s->has_reconnects ? s->reconnects : 0;
-    si->sh_packets_live = s->has_packets_live ? s->packets_live : 0;
-    /* Each report is the shim's running total: it replaces the last one. */
-    for (size_t i = 0; i < s->n_hooks; i++) {
-        const Dcb__ShimHookStats *hs = s->hooks[i];
-        uint32_t h = hs->hook;
-        si->sh_calls[h] = hs->calls;
-        si->sh_unsubscribed[h] = hs->unsubscribed;
-        si->sh_defaults[h] = hs->defaults_timeout + hs->defaults_no_broker + hs->defaults_breaker +
-                             hs->defaults_bad_reply + hs->defaults_other;
-        si->sh_queue_full[h] = hs->queue_full;
-        dcb_hist_reset(&si->sh_waited[h]);
-        if (hs->waited != NULL)
-            for (size_t j = 0; j < hs->waited->n_bucket; j++)
-                dcb_hist_add_bucket(&si->sh_waited[h], hs->waited->bucket[j], hs->waited->count[j]);
-    }
-}
-
 static void on_frame(shimconn_t *c, const dcb_msg_t *m, const uint8_t *frame)
 {
     broker_t *b = c->c_broker;
@@ -297,7 +268,7 @@ static void on_frame(shimconn_t *c, const dcb_msg_t *m, const uint8_t *frame)
         return;
     }
     if (m->type == DCB__FRAME_TYPE__FT_SHIM_STATS && c->c_role == DCB__CONN_ROLE__ROLE_NOTIFY) {
-        on_shim_stats(c, (const Dcb__ShimStats *)m->msg);
+        stats_shim_update(c->c_inst, (const Dcb__ShimStats *)m->msg);
         return;
     }
     if (hook < 0) {
@@ -391,16 +362,13 @@ static void hello_timeout_cb(btimer_t *t)
     violation(c, "no Hello within 10 s", 0);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(pipesec_t *ps, void *data)
 {
-    broker_t *b = server->data;
+    broker_t *b = data;
     shimconn_t *c;
+    char peer[64];
     int rc;
 
-    if (status != 0) {
-        dcb_log(DCB_LOG_WARN, "accept: %s", uv_strerror(status));
-        return;
-    }
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         return;
@@ -411,7 +379,13 @@ static void on_connection(uv_stream_t *server, int status)
     btimer_init(&c->c_hello_timer, hello_timeout_cb);
     blist_add_tail(&b->b_conns, &c->c_link);
     b->b_nconns++;
-    rc = uv_accept(server, (uv_stream_t *)&c->c_pipe);
+    /* pipesec: the peer's account is checked here (Linux) or by the pipe's DACL (Windows). */
+    rc = pipesec_accept(ps, &c->c_pipe, peer, sizeof(peer));
+    if (rc == UV_EACCES) {
+        b->b_violations++;
+        conn_close(c, DCB_LOG_WARN, "refused: %s may not connect (pipe_allow)", peer);
+        return;
+    }
     if (rc != 0) {
         conn_close(c, DCB_LOG_WARN, "accept: %s", uv_strerror(rc));
         return;
@@ -430,36 +404,29 @@ static void on_connection(uv_stream_t *server, int status)
 int shimconn_listen(broker_t *b)
 {
     const char *name = b->b_cfg->cfg_pipe;
+    char err[512];
     int rc;
 
     blist_init(&b->b_conns);
     blist_init(&b->b_insts);
-    rc = platform_pipe_prepare(name);
-    if (rc != 0)
+    /* Directory, DACL, first instance, peer checks: see pipesec.h. */
+    rc = pipesec_listen(b->b_loop, name, PIPESEC_EVENT, b->b_cfg->cfg_pipe_allow, on_connection,
+                        b, &b->b_server, err, sizeof(err));
+    if (rc != 0) {
+        if (err[0] != '\0')
+            dcb_log(DCB_LOG_ERROR, "event pipe: %s", err);
         return rc;
-    rc = uv_pipe_init(b->b_loop, &b->b_server, 0);
-    if (rc != 0)
-        return rc;
-    b->b_server.data = b;
+    }
     b->b_server_open = 1;
-    /* Windows: pipe instances ready for a burst of shim connections. */
-    uv_pipe_pending_instances(&b->b_server, 16);
-    rc = uv_pipe_bind(&b->b_server, name);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&b->b_server, 128, on_connection);
-    return rc;
-}
-
-static void server_closed_cb(uv_handle_t *h)
-{
-    (void)h;
+    return 0;
 }
 
 void shimconn_close_all(broker_t *b)
 {
     if (b->b_server_open) {
         b->b_server_open = 0;
-        uv_close((uv_handle_t *)&b->b_server, server_closed_cb);
+        pipesec_close(b->b_server);
+        b->b_server = NULL;
     }
     while (!blist_empty(&b->b_conns))
         conn_close(broker_container_of(b->b_conns.next, shimconn_t, c_link), DCB_LOG_INFO,

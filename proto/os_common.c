@@ -240,6 +240,13 @@ DCB_PRINTF_LIKE void dcb_vlog(dcb_log_level_t level, const char *fmt, va_list ap
     if (n < 0)
         return;
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    /*
+     * One entry, one line: text from peers (a host's error string, a shim's
+     * DLL names) must not forge log lines or carry terminal escapes.
+     */
+    for (char *p = line + n; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     if (log_sink != NULL) {
         log_sink(level, line, log_sink_ctx);
         return;
