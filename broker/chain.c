@@ -901,11 +901,19 @@ static void global_event(broker_t *b, uint64_t inst, chain_ev_t *ev)
     }
     for (size_t i = 0; i < c->c_n; i++) {
         host_t *h = c->c_plugins[i]->p_cur;
+        int renew = 0;
 
         if (!host_ready(h))
             continue;
         if (ev->ev_hook == DCB_HOOK_CONTROL) {
-            /* The host STARTs its plugin at load; START and STOP alternate from there. */
+            /*
+             * The host STARTs its plugin at load; START and STOP alternate
+             * from there. After STOP the server unloads a callout DLL, and a
+             * later START belongs to a fresh load: a DLL that freed its state
+             * at STOP must never see another START in the same instance.
+             * So STOP also loads a new generation (not started, the server
+             * being stopped), which is ready and gets the next START.
+             */
             if (ev->ev_code == DHCP_CONTROL_START) {
                 if (h->h_started)
                     continue;
@@ -914,11 +922,17 @@ static void global_event(broker_t *b, uint64_t inst, chain_ev_t *ev)
                 if (!h->h_started)
                     continue;
                 h->h_started = 0;
+                renew = 1;
             }
         }
-        if (!(h->h_hooks & DCB_HOOK_BIT(ev->ev_hook)))
-            continue;
-        ctl_send(h, ev, ev->ev_hook == DCB_HOOK_CONTROL, inst);
+        if (h->h_hooks & DCB_HOOK_BIT(ev->ev_hook))
+            ctl_send(h, ev, ev->ev_hook == DCB_HOOK_CONTROL, inst);
+        if (renew) {
+            char why[128];
+            if (plugin_renew(c->c_plugins[i], why, sizeof(why)) != 0)
+                dcb_log(DCB_LOG_WARN, "plugin %s: cannot load it afresh after STOP: %s",
+                        c->c_plugins[i]->p_name, why);
+        }
     }
     if (ev->ev_hook == DCB_HOOK_CONTROL && ev->ev_code == DHCP_CONTROL_STOP) {
         /* The server frees its queued packets at STOP without drop callbacks: so do we. */

@@ -451,8 +451,9 @@ static void reload_finish(broker_plugin_t *p, int ok, const char *why)
     if (!p->p_reloading)
         return;
     p->p_reloading = 0;
-    if (ok)
+    if (ok && !p->p_renewing)
         p->p_stats.ps_reloads++;
+    p->p_renewing = 0;
     control_reload_done(p, ok, why);
 }
 
@@ -771,6 +772,15 @@ int plugin_reload(broker_plugin_t *p, char *why, size_t whylen)
     btimer_stop(b, &p->p_restart_timer);
     host_start(p, START_RELOAD);
     return 0;
+}
+
+int plugin_renew(broker_plugin_t *p, char *why, size_t whylen)
+{
+    int rc = plugin_reload(p, why, whylen);
+
+    if (rc == 0)
+        p->p_renewing = 1;
+    return rc;
 }
 
 int plugin_enable(broker_plugin_t *p, char *why, size_t whylen)

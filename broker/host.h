@@ -34,6 +34,7 @@ struct broker_plugin {
     int p_removed;           /* no longer in the chain: never restarted */
     int p_admin_disabled;    /* DISABLED by an operator (not by a crash loop) */
     int p_reloading;         /* p_starting is a reload: p_cur serves until it is ready */
+    int p_renewing;  /* the reload is the fresh load after STOP, not an operator's */
     uint32_t p_draining;     /* older generations finishing their packets */
     struct host *p_cur;      /* the ready generation new packets go to (ref), or NULL */
     struct host *p_starting; /* a generation being started (ref), or NULL */
@@ -178,6 +179,8 @@ void plugin_start(broker_plugin_t *p);
  * may be called before plugin_reload returns.
  */
 int plugin_reload(broker_plugin_t *p, char *why, size_t whylen);
+/* Loads a fresh generation as reload does, after the server's STOP. */
+int plugin_renew(broker_plugin_t *p, char *why, size_t whylen);
 int plugin_enable(broker_plugin_t *p, char *why, size_t whylen);
 int plugin_disable(broker_plugin_t *p, char *why, size_t whylen);
 /* The chain's plugin of that name (exact, else case-insensitive), or NULL. */
