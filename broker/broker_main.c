@@ -211,8 +211,7 @@ static int broker_run(int argc, char **argv)
                 return EXIT_USAGE;
             }
             event_log = 1;
-        }
-        else if (strcmp(a, "--check-config") == 0)
+        } else if (strcmp(a, "--check-config") == 0)
             check_only = 1;
         else if (strcmp(a, "--version") == 0) {
             printf("dcb-broker %s (protocol %d)\n", BROKER_VERSION, DCB_PROTO_VERSION);

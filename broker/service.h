@@ -12,7 +12,9 @@
  *   main ──--service──► service_dispatch ── StartServiceCtrlDispatcherW
  *                                              │ (the SCM's thread)
  *                          service main ◄──────┘
- *                            START_PENDING; stderr captured
+ *                            START_PENDING; `dcb-broker --check-config ...`
+ *                            (a bad configuration: STOPPED with its text
+ *                            in an error event, run() is not called)
  *                            run(argv without --service, plus --event-log)
  *                              ├─ service_attach(loop, stop_cb)   uv_async_t
  *                              ├─ service_running()   listening: RUNNING

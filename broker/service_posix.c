@@ -13,10 +13,9 @@ int service_dispatch(int argc, char **argv, service_run_fn run)
     (void)argc;
     (void)argv;
     (void)run;
-    fprintf(stderr,
-            "dcb-broker: --service is for the Windows service control manager; here run "
-            "dcb-broker in the foreground under your service manager (for systemd, see "
-            "dcb-broker.service in the broker's sources)\n");
+    fprintf(stderr, "dcb-broker: --service is for the Windows service control manager; here run "
+                    "dcb-broker in the foreground under your service manager (for systemd, see "
+                    "dcb-broker.service in the broker's sources)\n");
     return 2;
 }
 

@@ -297,7 +297,8 @@ static void report_failed_start(int rc, const char *printed)
         eventlog_note(DCB_LOG_ERROR,
                       "the dcb-broker service did not start (exit status %d, %s); the events "
                       "before this one and the broker's log file say why",
-                      rc, rc == SERVICE_EXIT_USAGE ? "usage or configuration error" : "runtime error");
+                      rc,
+                      rc == SERVICE_EXIT_USAGE ? "usage or configuration error" : "runtime error");
     eventlog_stop();
 }
 
@@ -358,7 +359,8 @@ int service_dispatch(int argc, char **argv, service_run_fn run)
                             "(start the service with `sc start dcb-broker`; to run in the "
                             "foreground, leave out --service)\n");
         else
-            fprintf(stderr, "dcb-broker: --service: StartServiceCtrlDispatcher failed (error %lu)\n",
+            fprintf(stderr,
+                    "dcb-broker: --service: StartServiceCtrlDispatcher failed (error %lu)\n",
                     (unsigned long)err);
         free(args);
         return SERVICE_EXIT_USAGE;

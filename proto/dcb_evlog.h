@@ -15,8 +15,9 @@
  *
  * Every event is written with the message ID DCB_EVLOG_MSG_TEXT, whose
  * message is "%1": the line itself is the event's only insertion string.
- * The message tables of broker/dcb-broker.rc and tools/dcbctl/dcbmsg.mc
- * both define it, so the source's EventMessageFile may name either file.
+ * broker/eventmsg.mc (built into dcb-broker.exe) and tools/dcbctl/dcbmsg.mc
+ * (dcbmsg.dll) both define it, so the source's EventMessageFile may name
+ * either file.
  *
  * The queue logic is platform-neutral (evlog.c) and tested on Linux with a
  * fake backend; evlog_win.c is the Event Log backend and the writer thread's

@@ -168,8 +168,7 @@ int dcb_evlog_open(dcb_evlog_t **out, const dcb_evlog_backend_t *backend, const 
     }
     ev->ev_be = backend;
     snprintf(ev->ev_source, sizeof(ev->ev_source), "%s", source);
-    snprintf(ev->ev_name, sizeof(ev->ev_name), "%s",
-             opts->eo_name != NULL ? opts->eo_name : "dcb");
+    snprintf(ev->ev_name, sizeof(ev->ev_name), "%s", opts->eo_name != NULL ? opts->eo_name : "dcb");
     ev->ev_per_minute = opts->eo_per_minute;
     if (opts->eo_per_minute > 0) {
         ev->ev_period_ns = 60000000000ull / opts->eo_per_minute;

@@ -82,8 +82,8 @@ int dcb__evlog_spawn(void (*fn)(void *arg), void *arg)
     sp->sp_fn = fn;
     sp->sp_arg = arg;
     sp->sp_module = NULL;
-    if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS,
-                            (LPCWSTR)(uintptr_t)spawn_main, &sp->sp_module))
+    if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS, (LPCWSTR)(uintptr_t)spawn_main,
+                            &sp->sp_module))
         sp->sp_module = NULL;
     /* A small stack: the writer needs its two line buffers and ReportEventW's. */
     t = CreateThread(NULL, 256 * 1024, spawn_main, sp, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);

@@ -235,7 +235,13 @@ int dcb__tp_connect(const char *name, const char *account, dcb__tp_t **out)
      * Opening a pipe instance never waits: it is free or ERROR_PIPE_BUSY.
      * The pool's maintenance thread retries; no caller waits on it.
      */
-    h = CreateFileW(wname, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+    /*
+     * Exactly what the broker's DACL grants the DHCP service's account
+     * (broker/pipesec_win.c): GENERIC_WRITE would include FILE_APPEND_DATA,
+     * which on a pipe is FILE_CREATE_PIPE_INSTANCE, and be refused.
+     */
+    h = CreateFileW(wname, FILE_GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES, 0, NULL,
+                    OPEN_EXISTING,
                     FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
     free(wname);
     if (h == INVALID_HANDLE_VALUE)

@@ -95,12 +95,11 @@ static void shim_start(LPWSTR dlls)
     atomic_store(&dcb__state, DCB__RUNNING | DCB__HOOKS_ALL);
     dcb__notify_start();
     dcb__pool_start();
-    dcb__log(DCB_LOG_INFO,
-             "dcbshim %s started: broker %s, %zu chained DLL(s), NewPkt %u ms (%s), "
-             "PktSend %u ms, queue %u, max packet %u",
-             DCB_SHIM_VERSION, dcb__cfg.c_pipe, n_chain, dcb__cfg.c_newpkt_deadline_ms,
-             dcb__cfg.c_fail_closed ? "fail-closed" : "fail-open", dcb__cfg.c_pktsend_deadline_ms,
-             dcb__cfg.c_queue_size, dcb__cfg.c_max_packet);
+    dcb__log_note("dcbshim %s started: broker %s, %zu chained DLL(s), NewPkt %u ms (%s), "
+                  "PktSend %u ms, queue %u, max packet %u",
+                  DCB_SHIM_VERSION, dcb__cfg.c_pipe, n_chain, dcb__cfg.c_newpkt_deadline_ms,
+                  dcb__cfg.c_fail_closed ? "fail-closed" : "fail-open",
+                  dcb__cfg.c_pktsend_deadline_ms, dcb__cfg.c_queue_size, dcb__cfg.c_max_packet);
 }
 
 void dcb__shim_stop(void)
@@ -131,7 +130,7 @@ void dcb__shim_stop(void)
     dcb_strlist_free(chain, n_chain);
     chain = NULL;
     n_chain = 0;
-    dcb__log(DCB_LOG_INFO, "dcbshim stopped");
+    dcb__log_note("dcbshim stopped");
     dcb__log_close();
 }
 

@@ -92,6 +92,13 @@ __attribute__((format(gnu_printf, 2, 3)))
 __attribute__((format(printf, 2, 3)))
 #endif
 void dcb__log(dcb_log_level_t level, const char *fmt, ...);
+/* An info line that also goes to the Event Log (start, stop). */
+#if defined(__MINGW32__)
+__attribute__((format(gnu_printf, 1, 2)))
+#elif defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+void dcb__log_note(const char *fmt, ...);
 
 /* ---- global state (entry.c) ---------------------------------------------- */
 
