@@ -47,6 +47,7 @@ static const num_setting_t nums[] = {
     NUM("BreakerMaxMs", "DCB_BREAKER_MAX_MS", c_breaker_max_ms, 5000, 1, 600000),
     NUM("StatsIntervalMs", "DCB_STATS_INTERVAL_MS", c_stats_interval_ms, 1000, 10, 3600000),
     NUM("ConnectTimeoutMs", "DCB_CONNECT_TIMEOUT_MS", c_connect_timeout_ms, 1000, 10, 60000),
+    NUM("StartupWaitMs", "DCB_STARTUP_WAIT_MS", c_startup_wait_ms, 2000, 0, 60000),
 };
 
 void dcb__cfg_defaults(dcb__cfg_t *cfg)

@@ -80,6 +80,26 @@ static void chain_load(LPWSTR dlls)
     n_chain = (size_t)n;
 }
 
+/*
+ * The server sends no packet before the entry point returns, so a short,
+ * bounded wait here for the broker's connections costs DHCP nothing and
+ * spares the first packets after a start the default decision.
+ */
+static void wait_for_broker(void)
+{
+    uint64_t limit = dcb_now_ns() + (uint64_t)dcb__cfg.c_startup_wait_ms * 1000000u;
+
+    while (!(dcb__notify_up() && dcb__pool_ready())) {
+        if (dcb_now_ns() >= limit) {
+            dcb__log(DCB_LOG_WARN,
+                     "broker %s not ready within %u ms; default decisions until it is",
+                     dcb__cfg.c_pipe, dcb__cfg.c_startup_wait_ms);
+            return;
+        }
+        dcb_sleep_ms(1);
+    }
+}
+
 static void shim_start(LPWSTR dlls)
 {
     dcb__cfg_load(&dcb__cfg);
@@ -95,6 +115,7 @@ static void shim_start(LPWSTR dlls)
     atomic_store(&dcb__state, DCB__RUNNING | DCB__HOOKS_ALL);
     dcb__notify_start();
     dcb__pool_start();
+    wait_for_broker();
     dcb__log_note("dcbshim %s started: broker %s, %zu chained DLL(s), NewPkt %u ms (%s), "
                   "PktSend %u ms, queue %u, max packet %u",
                   DCB_SHIM_VERSION, dcb__cfg.c_pipe, n_chain, dcb__cfg.c_newpkt_deadline_ms,

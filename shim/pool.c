@@ -177,6 +177,16 @@ static void pool_main(void *arg)
     dcb_mutex_unlock(&pool.p_lock);
 }
 
+int dcb__pool_ready(void)
+{
+    int ready;
+
+    dcb_mutex_lock(&pool.p_lock);
+    ready = pool.p_idle != NULL;
+    dcb_mutex_unlock(&pool.p_lock);
+    return ready;
+}
+
 int dcb__pool_start(void)
 {
     int rc;

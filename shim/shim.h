@@ -53,6 +53,7 @@ typedef struct dcb__cfg {
     uint32_t c_breaker_max_ms;      /* longest open period */
     uint32_t c_stats_interval_ms;   /* ShimStats period */
     uint32_t c_connect_timeout_ms;  /* Hello -> Welcome on a new connection */
+    uint32_t c_startup_wait_ms;     /* the entry point waits this long for the broker */
     /*
      * Who may serve the pipe: empty for the default (Windows: LocalSystem,
      * Administrators or the server's own account; Linux: root or our own
@@ -264,6 +265,8 @@ void dcb__conn_consume(dcb__conn_t *c, size_t n);
 
 int dcb__pool_start(void);
 void dcb__pool_stop(void);
+/* Non-zero when a REQUEST connection is idle and ready. */
+int dcb__pool_ready(void);
 /*
  * A ready REQUEST connection, or NULL with *why set (DCB__DEF_NO_BROKER when
  * none is connected, DCB__DEF_QUEUE_FULL when all stayed busy until deadline).
