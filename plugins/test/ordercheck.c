@@ -14,7 +14,9 @@
  *
  * The summary ("packets=N violations=M outstanding=K", then details) goes
  * to $DCB_ORDERCHECK_OUT at STOP and every 1000th packet, replaced
- * atomically, so a killed host leaves a recent one.
+ * atomically, so a killed host leaves a recent one. A "%p" in that path
+ * stands for the process id, so that each instance (a host and the one
+ * that replaces it after a restart) keeps its own summary.
  */
 #include "testplug.h"
 #include "dcb_os.h"
@@ -114,6 +116,22 @@ static live_pkt_t **check(dcb_hook_t h, LPVOID ctx, LPVOID reserved)
         violation("%s for packet %llu with another Reserved than at NewPkt", testplug_hook_name(h),
                   (unsigned long long)id);
     return pp;
+}
+
+/* $DCB_ORDERCHECK_OUT into oc.o_out, with "%p" replaced by the process id. */
+static void out_path(const char *tmpl)
+{
+    size_t k = 0;
+    oc.o_out[0] = '\0';
+    for (const char *c = tmpl; c != NULL && *c != '\0' && k + 16 < sizeof(oc.o_out); c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            k += (size_t)snprintf(oc.o_out + k, sizeof(oc.o_out) - k, "%u", dcb_getpid());
+            c++;
+        } else {
+            oc.o_out[k++] = *c;
+            oc.o_out[k] = '\0';
+        }
+    }
 }
 
 static DWORD WINAPI oc_newpkt(LPBYTE *packet, DWORD *size, DWORD ip, LPVOID reserved, LPVOID *ctx,
@@ -224,8 +242,7 @@ DCB_CALLOUT_EXPORT DWORD WINAPI DhcpServerCalloutEntry(LPWSTR ChainDlls, DWORD C
         inited = 1;
     }
     oc.o_next_id = 1;
-    const char *out = getenv("DCB_ORDERCHECK_OUT");
-    snprintf(oc.o_out, sizeof(oc.o_out), "%s", out != NULL ? out : "");
+    out_path(getenv("DCB_ORDERCHECK_OUT"));
     memset(CalloutTbl, 0, sizeof(*CalloutTbl));
     CalloutTbl->DhcpControlHook = oc_control;
     CalloutTbl->DhcpNewPktHook = oc_newpkt;

@@ -173,6 +173,21 @@ char *sim_report_json(const sim_run_info_t *ri, const sim_stats_t *st)
         num(o, "p99_ns", dcb_hist_quantile(hist, 0.99));
         num(o, "p999_ns", dcb_hist_quantile(hist, 0.999));
         num(o, "max_ns", dcb_hist_max(hist));
+        /*
+         * The whole distribution, sparse: [lowest ns of a bucket, calls], so a
+         * test can count the calls that waited at least so long.
+         */
+        cJSON *buckets = cJSON_AddArrayToObject(o, "buckets");
+        for (uint32_t b = 0; n > 0 && b < DCB_HIST_BUCKETS; b++) {
+            uint64_t c = ld(&hist->h_buckets[b]), b_lo, b_hi;
+            if (c == 0)
+                continue;
+            dcb_hist_bucket_range(b, &b_lo, &b_hi);
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)b_lo));
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)c));
+            cJSON_AddItemToArray(buckets, pair);
+        }
     }
     char *out = cJSON_Print(root);
     cJSON_Delete(root);
