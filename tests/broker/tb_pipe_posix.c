@@ -20,7 +20,8 @@ void tb_pipe_name(char *out, size_t n, const char *test)
 {
     static int counter;
 
-    snprintf(out, n, "/tmp/dcb-tb-%d-%d-%.20s.sock", (int)getpid(), ++counter, test);
+    /* The broker refuses a socket in a shared directory: one of its own, made 0700. */
+    snprintf(out, n, "/tmp/dcb-tb-%d-%d/%.20s.sock", (int)getpid(), ++counter, test);
 }
 
 void tb_native_path(const char *in, char *out, size_t n)
@@ -99,5 +100,14 @@ void tb_pipe_close(tb_pipe_t *p)
 
 void tb_pipe_cleanup(const char *name)
 {
+    char dir[256];
+    char *slash;
+
     unlink(name);
+    snprintf(dir, sizeof(dir), "%s", name);
+    slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        rmdir(dir); /* the broker's socket directory, once empty */
+    }
 }
