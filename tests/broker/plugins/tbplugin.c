@@ -64,6 +64,10 @@ typedef struct tb_ctx {
     int nreplaced;
 } tb_ctx_t;
 
+/* The "mem" action's blocks, kept where the optimiser cannot drop them. */
+volatile char *volatile tb_hoard;
+volatile unsigned tb_hoard_total;
+
 static const char *const hook_names[] = {"Control",       "NewPkt",      "PktDrop",
                                          "PktSend",       "AddressDel",  "AddressOffer",
                                          "HandleOptions", "DeleteClient"};
@@ -162,6 +166,9 @@ static void common(LPBYTE *packet, DWORD *size, int hook, tb_ctx_t *ctx)
             if (p == NULL)
                 abort();
             memset(p, 0x5A, 4u << 20);
+            /* Keep it reachable: a compiler may drop a block nobody reads. */
+            tb_hoard = p;
+            tb_hoard_total += p[i % (4u << 20)];
             tb_sleep(50);
         }
     }
