@@ -565,7 +565,7 @@ int main(int argc, char **argv)
     }
     bench_note(c, "%s; temporary files in %s", c->c_machine, c->c_tmp);
     rs.rs_load_start = bench_sys_loadavg();
-    if (rs.rs_load_start > 0.5 * c->c_ncpu)
+    if (rs.rs_load_start > c->c_ncpu)
         fprintf(stderr,
                 "dcb-bench: warning: the machine is busy (load average %.2f on %u CPUs): "
                 "figures will be disturbed\n",

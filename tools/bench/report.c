@@ -399,7 +399,7 @@ void bench_report_table(FILE *f, const bench_ctx_t *c, const bench_results_t *rs
     if (rs->rs_load_start >= 0)
         fprintf(f, "  load      1-minute average %.2f at the start, %.2f at the end%s\n",
                 rs->rs_load_start, rs->rs_load_end,
-                rs->rs_load_start > 0.5 * c->c_ncpu ? " (busy: figures disturbed)" : "");
+                rs->rs_load_start > c->c_ncpu ? " (busy: figures disturbed)" : "");
     fprintf(f, "  command   %s\n", rs->rs_command);
     fprintf(f,
             "  workload  seed %llu, %u clients, %llu packets per configuration (full DHCP "
