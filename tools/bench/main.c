@@ -281,6 +281,7 @@ static int setup(bench_ctx_t *c, int argc, char **argv, bench_results_t *rs)
     }
     if (plugin_configs(c) != 0) {
         fprintf(stderr, "dcb-bench: cannot write the plugin configurations in %s\n", c->c_tmp);
+        bench_sys_rmdir(c->c_tmp);
         return -1;
     }
     for (int i = 0; i < argc && used + 2 < sizeof(rs->rs_command); i++)
@@ -561,6 +562,7 @@ int main(int argc, char **argv)
                         "its figures are not comparable\n");
     if (c->c_opt.o_cpus != NULL && bench_sys_pin(c->c_opt.o_cpus) != 0) {
         fprintf(stderr, "dcb-bench: cannot pin to CPUs %s\n", c->c_opt.o_cpus);
+        bench_sys_rmdir(c->c_tmp);
         return EXIT_USAGE;
     }
     bench_note(c, "%s; temporary files in %s", c->c_machine, c->c_tmp);
@@ -572,7 +574,8 @@ int main(int argc, char **argv)
                 rs.rs_load_start, c->c_ncpu);
     if (bench_workload_probe(c) != 0) {
         fprintf(stderr, "dcb-bench: the workload probe failed\n");
-        return 1;
+        failed = 1;
+        goto out;
     }
     failed |= run_all(c, &rs) != 0;
     if (c->c_opt.o_sections & BENCH_SEC_SOAK) {
@@ -604,6 +607,7 @@ int main(int argc, char **argv)
     }
     if (rs.rs_have_soak)
         bench_soak_free(&rs.rs_soak);
+out:
     if (keep)
         fprintf(stderr, "dcb-bench: kept %s\n", c->c_tmp);
     else

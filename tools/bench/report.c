@@ -401,11 +401,17 @@ void bench_report_table(FILE *f, const bench_ctx_t *c, const bench_results_t *rs
                 rs->rs_load_start, rs->rs_load_end,
                 rs->rs_load_start > c->c_ncpu ? " (busy: figures disturbed)" : "");
     fprintf(f, "  command   %s\n", rs->rs_command);
-    fprintf(f,
-            "  workload  seed %llu, %u clients, %llu packets per configuration (full DHCP "
-            "exchanges), dcb-sim engine in-process\n",
-            (unsigned long long)c->c_opt.o_seed, c->c_opt.o_clients,
-            (unsigned long long)c->c_opt.o_count);
+    if (rs->rs_nrun > 0)
+        fprintf(f,
+                "  workload  seed %llu, %u clients, %llu packets per configuration (full DHCP "
+                "exchanges), dcb-sim engine in-process\n",
+                (unsigned long long)c->c_opt.o_seed, c->c_opt.o_clients,
+                (unsigned long long)c->c_opt.o_count);
+    else
+        fprintf(f,
+                "  workload  seed %llu, %u clients (full DHCP exchanges), dcb-sim engine "
+                "in-process\n",
+                (unsigned long long)c->c_opt.o_seed, c->c_opt.o_clients);
     fprintf(f,
             "  frames    NewPkt %zu B -> %zu B, PktSend %zu B -> %zu B (mean packet %.0f B, mean "
             "reply %.0f B)\n",

@@ -89,11 +89,11 @@ static char *plugin_name(const char *path)
 
 static int write_config(bench_session_t *s, const bench_ctx_t *c)
 {
-    char text[8192], ctl[BENCH_PATH_MAX + 16];
+    char text[8192], tag[64], ctl[BENCH_PATH_MAX];
     size_t used;
 
-    snprintf(ctl, sizeof(ctl), "%s-ctl", s->s_tag);
-    bench_sys_pipe_name(ctl, sizeof(ctl), c->c_tmp, ctl);
+    snprintf(tag, sizeof(tag), "%s-ctl", s->s_tag);
+    bench_sys_pipe_name(ctl, sizeof(ctl), c->c_tmp, tag);
     used = (size_t)snprintf(text, sizeof(text),
                             "# written by dcb-bench for one measurement\n"
                             "[broker]\n"
@@ -294,6 +294,30 @@ static void parse_stats(bench_session_t *s, const char *log)
         s->s_broker_requests = strtoll(p + strlen("stats broker: requests "), NULL, 10);
 }
 
+/*
+ * Waits (bounded) until every host the broker started has reported ready:
+ * a broker may start a fresh generation of hosts after the server's STOP,
+ * and stopping it in the middle of that leaves nothing to measure but
+ * noise (and, where the broker is terminated, a host to clean up).
+ */
+static void wait_hosts_settled(const bench_session_t *s, uint32_t timeout_ms)
+{
+    uint64_t end = dcb_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    size_t last = (size_t)-1;
+
+    dcb_sleep_ms(20);
+    while (dcb_now_ns() < end) {
+        char *log = bench_sys_read_file(s->s_log, NULL);
+        size_t started = count_text(log, "started (generation"),
+               ready = count_text(log, READY_TEXT);
+        free(log);
+        if (started <= ready && started == last)
+            return;
+        last = started <= ready ? started : (size_t)-1;
+        dcb_sleep_ms(50);
+    }
+}
+
 void bench_session_stop(bench_session_t *s)
 {
     int clean;
@@ -309,6 +333,7 @@ void bench_session_stop(bench_session_t *s)
         free(log);
     }
     if (s->s_broker != NULL) {
+        wait_hosts_settled(s, s->s_ctx->c_wine ? 20000 : 5000);
         clean = bench_child_stop(s->s_broker, 15000);
         s->s_broker = NULL;
         if (clean) {

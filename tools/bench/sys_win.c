@@ -15,6 +15,7 @@
 struct bench_child {
     HANDLE ch_proc;
     DWORD ch_pid;
+    char ch_image[MAX_PATH]; /* the executable's file name, to recognise its children */
 };
 
 static int to_wide(const char *s, wchar_t *out, int cap)
@@ -205,6 +206,13 @@ int bench_child_spawn(bench_child_t **out, const char *exe, const char *const *a
     }
     ch->ch_proc = pi.hProcess;
     ch->ch_pid = pi.dwProcessId;
+    {
+        const char *base = exe;
+        for (const char *p = exe; *p != '\0'; p++)
+            if (*p == '/' || *p == '\\')
+                base = p + 1;
+        snprintf(ch->ch_image, sizeof(ch->ch_image), "%s", base);
+    }
     *out = ch;
     return 0;
 }
@@ -219,30 +227,49 @@ int bench_child_running(bench_child_t *ch)
     return ch != NULL && WaitForSingleObject(ch->ch_proc, 0) == WAIT_TIMEOUT;
 }
 
+/* Terminates the processes and closes the handles. */
+static void end_all(HANDLE *h, size_t n, uint32_t timeout_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        TerminateProcess(h[i], 0);
+        WaitForSingleObject(h[i], timeout_ms);
+        CloseHandle(h[i]);
+    }
+}
+
 int bench_child_stop(bench_child_t *ch, uint32_t timeout_ms)
 {
     uint32_t kids[64];
-    size_t n;
+    HANDLE held[64];
+    size_t n, nheld = 0;
 
     if (ch == NULL)
         return 0;
     /*
-     * The broker has no SIGTERM on Windows: it is terminated, and its
-     * hosts with it (their job object kills them when the broker's handle
-     * closes; we do not rely on that and end them too). It cannot log its
-     * final figures then.
+     * The broker has no SIGTERM on Windows: it is terminated, and its hosts
+     * with it (their job object kills them when the broker's handle closes;
+     * Wine does not do that, so we end them too). Its hosts are opened
+     * first: once the broker is gone, Wine no longer names it as their
+     * parent, and a held handle keeps a pid from being reused. A last pass
+     * catches a host started in between. It cannot log its final figures.
      */
-    n = bench_sys_children(ch->ch_pid, NULL, kids, 64);
-    TerminateProcess(ch->ch_proc, 0);
-    WaitForSingleObject(ch->ch_proc, timeout_ms);
+    n = bench_sys_children(ch->ch_pid, ch->ch_image, kids, 64);
     for (size_t i = 0; i < n; i++) {
         HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, kids[i]);
-        if (h != NULL) {
-            TerminateProcess(h, 0);
-            WaitForSingleObject(h, timeout_ms);
-            CloseHandle(h);
-        }
+        if (h != NULL)
+            held[nheld++] = h;
     }
+    TerminateProcess(ch->ch_proc, 0);
+    WaitForSingleObject(ch->ch_proc, timeout_ms);
+    end_all(held, nheld, timeout_ms);
+    n = bench_sys_children(ch->ch_pid, ch->ch_image, kids, 64);
+    nheld = 0;
+    for (size_t i = 0; i < n; i++) {
+        HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, kids[i]);
+        if (h != NULL)
+            held[nheld++] = h;
+    }
+    end_all(held, nheld, timeout_ms);
     CloseHandle(ch->ch_proc);
     free(ch);
     return 0;
