@@ -8,12 +8,26 @@
  * the hooks it filled, and then calls them for every event it is sent.
  *
  * Threads: the plugin expects concurrent calls, and the event path should
- * not pay a thread hand-off. So every worker runs the same loop
- * (leader/followers): take the read lock, take one frame off the channel,
- * release the lock, call the hook, write the result under the write lock.
- * The thread that read an event calls the hook and answers it; while it is
- * inside the plugin, another worker reads. Ping/Pong keeps working as long
- * as one worker is not stuck inside the plugin.
+ * not pay a thread hand-off. One worker at a time holds the reader role: it
+ * alone reads the channel and takes frames off the read buffer (a frame a
+ * server thread waits for before packet notifications buffered ahead of
+ * it: pick_frame). What it
+ * does with a frame depends on what the plugin's calls have cost lately (a
+ * moving average) against what waking another thread costs
+ * (HOST_HANDOFF_NS):
+ *
+ *  - cheap calls, little waiting: the reader calls the hook itself and
+ *    keeps the role, so frames that arrived together are served by one
+ *    thread with no wake-up at all, and their results leave in one write;
+ *  - a dear call, or a backlog that would cost more than a wake-up to
+ *    serve alone: the reader passes the role to a follower before it calls
+ *    the hook, so the next frame is read while the plugin works.
+ *
+ * A cheap plugin can still block now and then (a lock, a slow disk): one
+ * follower, the watcher, wakes every HOST_WATCH_MS while events flow and
+ * takes the reader role over from a reader that has spent longer than that
+ * inside one call, so other events (and Ping) keep moving. The watcher
+ * sleeps for good after HOST_WATCH_IDLE_NS without events.
  *
  * Nothing from the plugin reaches the channel except through the results
  * encoded here; packets are copied into buffers of at least 2000 bytes (what
@@ -33,6 +47,10 @@
 #define HOST_PKT_MIN 2000u /* the server's own receive buffers */
 #define HOST_GUARD 256u
 #define HOST_GUARD_BYTE 0xA5
+#define HOST_HANDOFF_NS 20000u        /* about what waking a follower costs */
+#define HOST_WATCH_MS 1u              /* the watcher's period, and its patience */
+#define HOST_WATCH_IDLE_NS 100000000u /* the watcher sleeps after 100 ms without events */
+#define HOST_OUT_FLUSH 32768u         /* results held back at most */
 
 typedef struct host_worker {
     dcb_thread_t w_thread;
@@ -46,14 +64,27 @@ typedef struct host_worker {
 } host_worker_t;
 
 static struct {
-    dcb_mutex_t rlock;
-    dcb_mutex_t wlock;
-    dcb_mutex_t state_lock;
-    dcb_cond_t state_cond;
+    /* The reader role and the watcher (lock). */
+    dcb_mutex_t lock;
+    dcb_cond_t follow;      /* followers wait here */
+    host_worker_t *reader;  /* holds the reader role, or NULL: free to take */
+    host_worker_t *watcher; /* the follower watching the reader, or NULL */
+    int in_call;            /* the reader is inside the plugin, keeping the role */
+    uint64_t call_start_ns;
+    uint64_t last_event_ns;
+    uint64_t avg_call_ns; /* moving average of a hook call (1/8 weight) */
     int eof;
+    /* The read buffer: touched by the reader only. */
     uint8_t *rbuf;
-    size_t rlen;
+    size_t rpos; /* first unconsumed byte */
+    size_t rlen; /* bytes in rbuf */
     size_t rcap;
+    /* Encoded results not yet written (wlock). */
+    dcb_mutex_t wlock;
+    uint8_t *obuf;
+    size_t olen;
+    size_t ocap;
+    dcb_mutex_t state_lock;
     dcb_limits_t lim;
     DHCP_CALLOUT_TABLE table;
     char plugin[128];
@@ -67,46 +98,29 @@ static void fatal_protocol(const char *what, int rc)
     hostio_exit(3);
 }
 
-/*
- * Takes one whole frame off the channel into out (HOST_MAX_FRAME + header).
- * Returns its length, or 0 at end of channel.
- */
-static size_t read_frame(uint8_t *out)
+/* Writes every queued result. Called without g.lock. */
+static void out_flush(void)
 {
-    size_t len = 0;
+    int rc = 0;
 
-    dcb_mutex_lock(&g.rlock);
-    while (!g.eof) {
-        dcb_frame_hdr_t hdr;
-        int rc = g.rlen > 0 ? dcb_frame_header(g.rbuf, g.rlen, &g.lim, &hdr) : DCB_E_TRUNCATED;
-
-        if (rc == 0 && g.rlen >= DCB_FRAME_HEADER_SIZE + (size_t)hdr.length) {
-            len = DCB_FRAME_HEADER_SIZE + (size_t)hdr.length;
-            memcpy(out, g.rbuf, len);
-            memmove(g.rbuf, g.rbuf + len, g.rlen - len);
-            g.rlen -= len;
-            break;
-        }
-        if (rc != 0 && rc != DCB_E_TRUNCATED)
-            fatal_protocol("bad frame header", rc);
-        rc = hostio_read(g.rbuf + g.rlen, g.rcap - g.rlen);
-        if (rc <= 0) {
-            dcb_mutex_lock(&g.state_lock);
-            g.eof = 1;
-            dcb_cond_broadcast(&g.state_cond);
-            dcb_mutex_unlock(&g.state_lock);
-            break;
-        }
-        g.rlen += (size_t)rc;
+    dcb_mutex_lock(&g.wlock);
+    if (g.olen > 0) {
+        rc = hostio_write_all(g.obuf, g.olen);
+        g.olen = 0;
     }
-    dcb_mutex_unlock(&g.rlock);
-    return len;
+    dcb_mutex_unlock(&g.wlock);
+    if (rc != 0)
+        hostio_exit(0); /* The broker is gone: nothing left to do. */
 }
 
-static int send_msg(host_worker_t *w, uint8_t type, const ProtobufCMessage *msg)
+/*
+ * Encodes msg and queues it behind the other results; writes them all when
+ * now is set or enough has gathered. Called without g.lock.
+ */
+static int send_msg(host_worker_t *w, uint8_t type, const ProtobufCMessage *msg, int now)
 {
     size_t need = dcb_frame_size(msg);
-    int n, rc;
+    int n;
 
     if (need > w->w_out_cap) {
         uint8_t *nb = realloc(w->w_out, need);
@@ -119,13 +133,143 @@ static int send_msg(host_worker_t *w, uint8_t type, const ProtobufCMessage *msg)
     if (n < 0)
         return n;
     dcb_mutex_lock(&g.wlock);
-    rc = hostio_write_all(w->w_out, (size_t)n);
-    dcb_mutex_unlock(&g.wlock);
-    if (rc != 0) {
-        /* The broker is gone: nothing left to do. */
-        hostio_exit(0);
+    if (g.olen + (size_t)n > g.ocap) {
+        /* Full (or too small for this frame): what is queued goes first. */
+        if (g.olen > 0 && hostio_write_all(g.obuf, g.olen) != 0)
+            hostio_exit(0);
+        g.olen = 0;
+        if ((size_t)n > g.ocap) {
+            if (hostio_write_all(w->w_out, (size_t)n) != 0)
+                hostio_exit(0);
+            n = 0;
+        }
     }
+    memcpy(g.obuf + g.olen, w->w_out, (size_t)n);
+    g.olen += (size_t)n;
+    dcb_mutex_unlock(&g.wlock);
+    if (now)
+        out_flush();
     return 0;
+}
+
+/*
+ * The length of the whole frame at g.rbuf + pos (and its type), or 0 when it
+ * is not all there.
+ */
+static size_t frame_at(size_t pos, uint8_t *type)
+{
+    dcb_frame_hdr_t hdr;
+    size_t have = g.rlen - pos;
+    int rc = have > 0 ? dcb_frame_header(g.rbuf + pos, have, &g.lim, &hdr) : DCB_E_TRUNCATED;
+
+    if (rc == DCB_E_TRUNCATED)
+        return 0;
+    if (rc != 0)
+        fatal_protocol("bad frame header", rc);
+    if (have < DCB_FRAME_HEADER_SIZE + (size_t)hdr.length)
+        return 0;
+    if (type != NULL)
+        *type = hdr.type;
+    return DCB_FRAME_HEADER_SIZE + (size_t)hdr.length;
+}
+
+/* A server thread waits for these (and Ping is cheap and urgent). */
+static int frame_urgent(uint8_t type)
+{
+    return type == DCB__FRAME_TYPE__FT_EV_NEWPKT || type == DCB__FRAME_TYPE__FT_EV_PKTSEND ||
+           type == DCB__FRAME_TYPE__FT_PING;
+}
+
+/* A notification about one packet (no thread waits for it). */
+static int frame_packet_note(uint8_t type)
+{
+    return type == DCB__FRAME_TYPE__FT_EV_PKTDROP || type == DCB__FRAME_TYPE__FT_EV_ADDRESSDEL ||
+           type == DCB__FRAME_TYPE__FT_EV_ADDRESSOFFER ||
+           type == DCB__FRAME_TYPE__FT_EV_HANDLEOPTIONS;
+}
+
+/*
+ * The next frame to serve: the first one buffered, unless it starts a run
+ * of packet notifications with a frame a server thread waits for right
+ * behind it — that one goes first. Safe, because the broker never has two
+ * hooks of one packet at one plugin at a time (PROTOCOL.md), so frames
+ * buffered together belong to different packets; nothing moves past any
+ * other kind of frame (control codes keep their place).
+ */
+static size_t pick_frame(size_t *at)
+{
+    size_t pos = g.rpos, first, len;
+    uint8_t type;
+
+    first = frame_at(pos, &type);
+    *at = pos;
+    if (first == 0 || !frame_packet_note(type))
+        return first;
+    pos += first;
+    for (unsigned n = 0; n < 64 && (len = frame_at(pos, &type)) > 0; n++, pos += len) {
+        if (frame_urgent(type)) {
+            *at = pos;
+            return len;
+        }
+        if (!frame_packet_note(type))
+            break;
+    }
+    return first;
+}
+
+/* Whole frames buffered behind the read position, counted up to max. */
+static unsigned frames_waiting(unsigned max)
+{
+    unsigned n = 0;
+    size_t pos = g.rpos, len;
+
+    while (n < max && (len = frame_at(pos, NULL)) > 0) {
+        pos += len;
+        n++;
+    }
+    return n;
+}
+
+/*
+ * The reader (under g.lock) takes one whole frame into w->w_frame, reading
+ * the channel, with g.lock released, when none is buffered; queued results
+ * are written before it blocks. Returns the frame's length, or 0 at the end
+ * of the channel.
+ */
+static size_t take_frame(host_worker_t *w)
+{
+    for (;;) {
+        size_t at, len = pick_frame(&at);
+        int n;
+
+        if (len > 0) {
+            memcpy(w->w_frame, g.rbuf + at, len);
+            /* Close the gap: what was ahead of it moves up behind it. */
+            memmove(g.rbuf + g.rpos + len, g.rbuf + g.rpos, at - g.rpos);
+            g.rpos += len;
+            if (g.rpos == g.rlen)
+                g.rpos = g.rlen = 0;
+            return len;
+        }
+        if (g.eof)
+            return 0;
+        /* Keep room for a whole frame of the limit behind what is buffered. */
+        if (g.rpos > 0 && g.rcap - g.rlen < DCB_FRAME_HEADER_SIZE + HOST_MAX_FRAME) {
+            memmove(g.rbuf, g.rbuf + g.rpos, g.rlen - g.rpos);
+            g.rlen -= g.rpos;
+            g.rpos = 0;
+        }
+        dcb_mutex_unlock(&g.lock);
+        out_flush();
+        n = hostio_read(g.rbuf + g.rlen, g.rcap - g.rlen);
+        dcb_mutex_lock(&g.lock);
+        if (n <= 0) {
+            g.eof = 1;
+            dcb_cond_broadcast(&g.follow);
+            return 0;
+        }
+        g.rlen += (size_t)n;
+    }
 }
 
 /* A copy of the packet in a buffer of at least HOST_PKT_MIN bytes, guard behind. */
@@ -153,12 +297,11 @@ static uint8_t *pkt_copy(host_worker_t *w, const ProtobufCBinaryData *p, const u
     return w->w_pkt;
 }
 
+static uint8_t guard_pattern[HOST_GUARD]; /* HOST_GUARD_BYTE, set before any call */
+
 static int guard_intact(const uint8_t *buf, size_t cap)
 {
-    for (size_t i = 0; i < HOST_GUARD; i++)
-        if (buf[cap + i] != HOST_GUARD_BYTE)
-            return 0;
-    return 1;
+    return memcmp(buf + cap, guard_pattern, HOST_GUARD) == 0;
 }
 
 /*
@@ -233,7 +376,7 @@ static void build_options(const Dcb__ServerOptions *o, uint8_t *base, DHCP_SERVE
     so->ScopeId = OPT_PTR(o, scope_id, base);
 }
 
-static void handle_event(host_worker_t *w, uint8_t type, ProtobufCMessage *m)
+static void handle_event(host_worker_t *w, uint8_t type, ProtobufCMessage *m, int now)
 {
     Dcb__EventHeader *hdr = dcb_event_header(type, m);
     int hook = dcb_frame_event_hook(type);
@@ -355,36 +498,128 @@ static void handle_event(host_worker_t *w, uint8_t type, ProtobufCMessage *m)
         uint64_t us = (dcb_now_ns() - t0) / 1000u;
         res.elapsed_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     }
-    send_msg(w, DCB__FRAME_TYPE__FT_HOST_RESULT, &res.base);
+    send_msg(w, DCB__FRAME_TYPE__FT_HOST_RESULT, &res.base, now);
+}
+
+/* Decodes and serves one frame. Returns 1 when it was an event (a hook call). */
+static int serve(host_worker_t *w, size_t len, int now)
+{
+    dcb_msg_t msg;
+    int rc = dcb_frame_decode(w->w_frame, len, &g.lim, &w->w_arena, &msg);
+
+    if (rc != 0)
+        fatal_protocol("bad frame", rc);
+    if (msg.type == DCB__FRAME_TYPE__FT_PING) {
+        Dcb__Ping pong = *(Dcb__Ping *)msg.msg;
+        pong.base.descriptor = &dcb__ping__descriptor;
+        send_msg(w, DCB__FRAME_TYPE__FT_PONG, &pong.base, now);
+        return 0;
+    }
+    if (msg.type == DCB__FRAME_TYPE__FT_PONG)
+        return 0;
+    if (dcb_frame_event_hook(msg.type) < 0 || dcb_event_header(msg.type, msg.msg)->request_id == 0)
+        fatal_protocol("unexpected frame type", DCB_E_TYPE);
+    handle_event(w, msg.type, msg.msg, now);
+    return 1;
+}
+
+/*
+ * A follower's wait (under g.lock, while another worker is the reader).
+ * Returns when the reader role may have become free, or was taken over.
+ */
+static void follow(host_worker_t *w)
+{
+    uint64_t now;
+
+    if (g.watcher == NULL && (g.in_call || dcb_now_ns() - g.last_event_ns < HOST_WATCH_IDLE_NS))
+        g.watcher = w;
+    if (g.watcher != w) {
+        dcb_cond_wait(&g.follow, &g.lock);
+        return;
+    }
+    dcb_cond_timedwait(&g.follow, &g.lock, HOST_WATCH_MS);
+    now = dcb_now_ns();
+    if (g.eof || g.reader == NULL) {
+        g.watcher = NULL; /* the caller takes the free role, or leaves */
+        return;
+    }
+    if (g.reader != w && g.in_call && now - g.call_start_ns >= HOST_WATCH_MS * 1000000u) {
+        /* The reader is stuck in the plugin: carry on without it. */
+        g.reader = w;
+        g.in_call = 0;
+        g.watcher = NULL;
+        return;
+    }
+    if (!g.in_call && now - g.last_event_ns >= HOST_WATCH_IDLE_NS)
+        g.watcher = NULL; /* nothing flows: sleep until a reader calls for a watcher */
+}
+
+/* One frame, before the pool runs or after it is done. */
+static size_t read_alone(host_worker_t *w)
+{
+    size_t len;
+
+    dcb_mutex_lock(&g.lock);
+    g.reader = w;
+    len = take_frame(w);
+    g.reader = NULL;
+    dcb_mutex_unlock(&g.lock);
+    return len;
 }
 
 static void worker_main(void *arg)
 {
     host_worker_t *w = arg;
 
+    dcb_mutex_lock(&g.lock);
     for (;;) {
-        size_t len = read_frame(w->w_frame);
-        dcb_msg_t msg;
-        int rc;
+        size_t len;
+        uint64_t t0, dt;
+        int keep, event;
 
+        while (!g.eof && g.reader != NULL && g.reader != w)
+            follow(w);
+        if (g.eof)
+            break;
+        g.reader = w;
+        len = take_frame(w);
         if (len == 0)
-            return;
-        rc = dcb_frame_decode(w->w_frame, len, &g.lim, &w->w_arena, &msg);
-        if (rc != 0)
-            fatal_protocol("bad frame", rc);
-        if (msg.type == DCB__FRAME_TYPE__FT_PING) {
-            Dcb__Ping pong = *(Dcb__Ping *)msg.msg;
-            pong.base.descriptor = &dcb__ping__descriptor;
-            send_msg(w, DCB__FRAME_TYPE__FT_PONG, &pong.base);
-            continue;
+            break;
+        /*
+         * Keep the role unless this call, or the frames already waiting
+         * behind it, would cost more than waking a follower to read on.
+         */
+        keep = g.avg_call_ns < HOST_HANDOFF_NS &&
+               g.avg_call_ns * frames_waiting(HOST_HANDOFF_NS / 256u) < HOST_HANDOFF_NS;
+        t0 = dcb_now_ns();
+        g.last_event_ns = t0;
+        if (keep) {
+            g.in_call = 1;
+            g.call_start_ns = t0;
+            if (g.watcher == NULL)
+                dcb_cond_signal(&g.follow); /* someone watch over this call */
+        } else {
+            g.reader = NULL;
+            dcb_cond_signal(&g.follow);
         }
-        if (msg.type == DCB__FRAME_TYPE__FT_PONG)
-            continue;
-        if (dcb_frame_event_hook(msg.type) < 0 ||
-            dcb_event_header(msg.type, msg.msg)->request_id == 0)
-            fatal_protocol("unexpected frame type", DCB_E_TYPE);
-        handle_event(w, msg.type, msg.msg);
+        dcb_mutex_unlock(&g.lock);
+        /* A result waits for the others only while this thread reads on. */
+        event = serve(w, len, !keep);
+        dt = dcb_now_ns() - t0;
+        dcb_mutex_lock(&g.lock);
+        if (event)
+            g.avg_call_ns = dt > g.avg_call_ns ? g.avg_call_ns + (dt - g.avg_call_ns) / 8u
+                                               : g.avg_call_ns - (g.avg_call_ns - dt) / 8u;
+        if (g.reader == w) {
+            g.in_call = 0;
+        } else if (keep) {
+            /* Taken over while inside the plugin: what we hold goes now. */
+            dcb_mutex_unlock(&g.lock);
+            out_flush();
+            dcb_mutex_lock(&g.lock);
+        }
     }
+    dcb_mutex_unlock(&g.lock);
 }
 
 static int worker_init(host_worker_t *w)
@@ -457,21 +692,24 @@ int host_main(int argc, char **argv)
                 rc);
         return 2;
     }
-    dcb_mutex_init(&g.rlock);
+    dcb_mutex_init(&g.lock);
+    dcb_cond_init(&g.follow);
     dcb_mutex_init(&g.wlock);
     dcb_mutex_init(&g.state_lock);
-    dcb_cond_init(&g.state_cond);
+    memset(guard_pattern, HOST_GUARD_BYTE, sizeof(guard_pattern));
     g.lim.max_frame = HOST_MAX_FRAME;
     g.lim.max_packet = DCB_MAX_FRAME_EVENT - 1024u;
     g.rcap = 2 * (DCB_FRAME_HEADER_SIZE + HOST_MAX_FRAME);
     g.rbuf = malloc(g.rcap);
-    if (g.rbuf == NULL || worker_init(&first) != 0) {
+    g.ocap = HOST_OUT_FLUSH;
+    g.obuf = malloc(g.ocap);
+    if (g.rbuf == NULL || g.obuf == NULL || worker_init(&first) != 0) {
         dcb_log(DCB_LOG_ERROR, "out of memory");
         return 2;
     }
 
     /* 1. HostLoad. */
-    len = read_frame(first.w_frame);
+    len = read_alone(&first);
     if (len == 0)
         return 0;
     rc = dcb_frame_decode(first.w_frame, len, &g.lim, &first.w_arena, &msg);
@@ -529,10 +767,10 @@ int host_main(int argc, char **argv)
         g.table.DhcpControlHook(DHCP_CONTROL_START, NULL);
         g.started = 1;
     }
-    send_msg(&first, DCB__FRAME_TYPE__FT_HOST_LOADED, &loaded.base);
+    send_msg(&first, DCB__FRAME_TYPE__FT_HOST_LOADED, &loaded.base, 1);
     if (!loaded.ok) {
         /* Reported; the broker decides what comes next. Wait for it to close. */
-        while (read_frame(first.w_frame) != 0)
+        while (read_alone(&first) != 0)
             ;
         hostio_exit(0);
     }
@@ -552,10 +790,9 @@ int host_main(int argc, char **argv)
     }
     worker_main(&first);
 
-    /* 4. The channel closed: stop the plugin as the server would, and go. */
+    /* 4. The channel closed (worker_main returns only then): stop the plugin as the server would,
+     * and go. */
     dcb_mutex_lock(&g.state_lock);
-    while (!g.eof)
-        dcb_cond_wait(&g.state_cond, &g.state_lock);
     rc = g.started;
     dcb_mutex_unlock(&g.state_lock);
     if (rc && g.table.DhcpControlHook != NULL)
