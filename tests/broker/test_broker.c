@@ -660,6 +660,63 @@ static void test_hang_watchdog(void **state)
     stop(&b);
 }
 
+/*
+ * A host serves cheap calls on the thread that read them; one call that
+ * gets stuck must not hold up the packets behind it: another thread takes
+ * over reading, and they are answered by the plugin in their usual time.
+ */
+static void test_stuck_call_others_flow(void **state)
+{
+    static char cfg[4096];
+    static tb_broker_t b;
+    tb_conn_t *slow, *req;
+    tb_decision_t *d = decision();
+    const char *stuck = "SLOWCALL a=sleep:1000";
+    uint64_t worst = 0, sent;
+
+    (void)state;
+    snprintf(cfg, sizeof(cfg),
+             "[broker]\nchain = tb_a\n"
+             "[plugin tb_a]\ndll = %s\ntimeout_ms = 3000\nthreads = 4\nhang_ms = 10000\n",
+             plugin_a);
+    start(&b, "stuck_call", cfg);
+    wait_ready(&b, "a");
+    slow = conn(&b, DCB__CONN_ROLE__ROLE_REQUEST);
+    req = conn(&b, DCB__CONN_ROLE__ROLE_REQUEST);
+    /* Cheap calls first, so the host serves them on its reading thread. */
+    for (uint64_t i = 0; i < 200; i++) {
+        tb_newpkt(req, 1000 + i, "WARMUP01 a=append:W", 2000000, d);
+        assert_int_equal(d->td_reason, 0);
+    }
+    sent = dcb_now_ns();
+    assert_int_equal(tb_send_request(slow, DCB_HOOK_NEWPKT, 71, 0, (const uint8_t *)stuck,
+                                     strlen(stuck), 5000000),
+                     0);
+    tb_sleep_ms(5);
+    /* While that call sleeps, 20 other packets: each answered by the plugin, quickly. */
+    for (uint64_t i = 0; i < 20; i++) {
+        tb_newpkt(req, 2000 + i, "FLOWING1 a=append:F", 2000000, d);
+        assert_int_equal(d->td_rc, 0);
+        assert_int_equal(d->td_reason, 0);
+        assert_true(d->td_has_packet);
+        if (d->td_elapsed_us > worst)
+            worst = d->td_elapsed_us;
+    }
+    print_message("slowest of 20 packets behind a 1000 ms call: %llu us\n",
+                  (unsigned long long)worst);
+    /* Well under the stuck call (a takeover costs a few milliseconds). */
+    if (worst >= 500000u)
+        fail_msg("a packet waited %llu us behind a 1000 ms call", (unsigned long long)worst);
+    /* The stuck call itself completes, answered by the plugin. */
+    tb_wait_decision(slow, 5000, d);
+    assert_int_equal(d->td_rc, 0);
+    assert_int_equal(d->td_reason, 0);
+    assert_true(dcb_now_ns() - sent >= 900000000u);
+    tb_disconnect(slow);
+    tb_disconnect(req);
+    stop(&b);
+}
+
 static void test_crash_loop_disabled(void **state)
 {
     static char cfg[4096];
@@ -811,6 +868,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest supervision[] = {
         cmocka_unit_test_teardown(test_crash_restart, teardown),
         cmocka_unit_test_teardown(test_hang_watchdog, teardown),
+        cmocka_unit_test_teardown(test_stuck_call_others_flow, teardown),
         cmocka_unit_test_teardown(test_crash_loop_disabled, teardown),
         cmocka_unit_test_teardown(test_bad_entry_disabled, teardown),
         cmocka_unit_test_teardown(test_memory_cap, teardown),
