@@ -140,11 +140,60 @@ void wire_rd_alloc(wire_rd_t *rd, uv_buf_t *buf);
  */
 int wire_rd_next(wire_rd_t *rd, const dcb_limits_t *lim, size_t *frame_len);
 void wire_rd_consume(wire_rd_t *rd, size_t n);
+
 /*
- * Encodes msg as one frame and writes it: uv_try_write first, the rest
- * through uv_write from a private copy. Returns 0 or a negative error.
+ * Writing: one wire_wr_t per stream. wire_send only encodes the frame at
+ * the end of the stream's buffer and puts it on the broker's pending list;
+ * wire_flush_all, run by the loop once per iteration, writes each pending
+ * stream's frames at once (see wire.c).
  */
-int wire_write(broker_t *b, uv_stream_t *s, uint8_t type, const ProtobufCMessage *msg);
+typedef struct wire_wr wire_wr_t;
+/*
+ * A flush of w failed with err (a negative libuv error) and its frames are
+ * gone. Called from wire_flush_all with w off the pending list; it may close
+ * the stream and free w.
+ */
+typedef void (*wire_wr_err_cb)(wire_wr_t *w, int err);
+
+struct wire_wr {
+    uv_stream_t *ww_stream;
+    uint8_t *ww_buf; /* encoded frames not yet handed to the stream */
+    size_t ww_len;
+    size_t ww_cap;
+    blist_t ww_link; /* b_wpending, while ww_pending */
+    int ww_pending;
+    wire_wr_err_cb ww_on_error;
+};
+
+/* s must stay open until wire_wr_free. A zeroed wire_wr_t may be freed too. */
+void wire_wr_init(wire_wr_t *w, uv_stream_t *s, wire_wr_err_cb on_error);
+/*
+ * Encodes msg as one frame at the end of w's buffer and marks w pending;
+ * no system call. Returns 0, a negative libuv error (UV_ENOMEM; UV_EPIPE
+ * after wire_wr_free), or a DCB_E_* encoding error.
+ */
+int wire_send(broker_t *b, wire_wr_t *w, uint8_t type, const ProtobufCMessage *msg);
+/*
+ * Writes everything buffered now: uv_try_write, the rest through one
+ * uv_write request that owns those bytes until its callback. Takes w off
+ * the pending list. Returns 0, or a negative libuv error (what was buffered
+ * is then dropped, perhaps after part of it was written).
+ */
+int wire_wr_flush(wire_wr_t *w);
+/* Bytes not yet written: buffered here, plus queued in the stream. */
+size_t wire_wr_queued(const wire_wr_t *w);
+/* Drops what is buffered and leaves the pending list; before the stream is closed. */
+void wire_wr_free(wire_wr_t *w);
+/*
+ * The flush points: a uv_check_t (right after the I/O poll) and a
+ * uv_prepare_t (right before the loop blocks) that both run wire_flush_all.
+ * wire_flush_stop closes both, once no host and no shim connection is left;
+ * whatever an owner still buffers after that, its wire_wr_free drops.
+ */
+int wire_flush_start(broker_t *b);
+void wire_flush_stop(broker_t *b);
+/* Flushes every pending stream; O(1) when none is pending. */
+void wire_flush_all(broker_t *b);
 
 /* ---- configuration (config.c) ------------------------------------------- */
 
@@ -189,9 +238,9 @@ enum {
 };
 
 typedef struct broker_plugin_conf {
-    char *pc_name;  /* section name; NULL for [defaults] */
-    char *pc_dll;   /* optional */
-    char *pc_group; /* optional (isolation groups are not implemented yet) */
+    char *pc_name;        /* section name; NULL for [defaults] */
+    char *pc_dll;         /* optional */
+    char *pc_group;       /* optional (isolation groups are not implemented yet) */
     char *pc_write_paths; /* Linux: where the plugin may write (Landlock); NULL: anywhere */
     uint32_t pc_val[PK_COUNT];
     uint8_t pc_set[PK_COUNT];
@@ -215,7 +264,7 @@ typedef struct broker_config {
     uint32_t cfg_output_line_max;
     uint32_t cfg_output_lines_per_s;
     uint32_t cfg_drain_ms; /* how long an old generation may finish its packets */
-    char **cfg_chain; /* names or DLL paths, in order */
+    char **cfg_chain;      /* names or DLL paths, in order */
     size_t cfg_n_chain;
     int cfg_chain_line; /* where chain was set, for errors */
     broker_plugin_conf_t cfg_defaults;
@@ -333,8 +382,6 @@ struct broker {
     void *b_arena_mem;
     dcb_arena_t b_enc_arena; /* re-decoding stored events to forward them to hosts */
     void *b_enc_arena_mem;
-    uint8_t *b_wbuf; /* encode scratch */
-    size_t b_wbuf_cap;
     char b_exe[4096];
     int b_stopping;
     int b_shutdown_armed; /* begin_shutdown is done: the last host's exit may end the loop */
@@ -368,6 +415,12 @@ struct broker {
     btimer_t **b_heap;
     size_t b_heap_len;
     size_t b_heap_cap;
+
+    /* wire.c: streams with frames to write, flushed once per loop iteration */
+    blist_t b_wpending;
+    uv_check_t b_wcheck;
+    uv_prepare_t b_wprepare;
+    int b_wflush_open;
 
     /* broker_main.c */
     uv_signal_t b_sigint;

@@ -125,6 +125,7 @@ void broker_shutdown_check(broker_t *b)
         uv_close((uv_handle_t *)&b->b_sigterm, signal_closed);
     }
     service_detach();
+    wire_flush_stop(b);
     timerq_close(b);
 }
 
@@ -309,19 +310,17 @@ static int broker_run(int argc, char **argv)
     b->b_lim_host = b->b_lim_shim;
     b->b_arena_mem = malloc(dcb_arena_size_for(DCB_MAX_FRAME_EVENT));
     b->b_enc_arena_mem = malloc(dcb_arena_size_for(DCB_MAX_FRAME_EVENT));
-    b->b_wbuf_cap = DCB_FRAME_HEADER_SIZE + DCB_MAX_FRAME_EVENT;
-    b->b_wbuf = malloc(b->b_wbuf_cap);
     blist_init(&b->b_hosts);
     blist_init(&b->b_ctl_conns);
     exe_len = sizeof(b->b_exe);
-    if (b->b_arena_mem == NULL || b->b_enc_arena_mem == NULL || b->b_wbuf == NULL ||
+    if (b->b_arena_mem == NULL || b->b_enc_arena_mem == NULL ||
         uv_exepath(b->b_exe, &exe_len) != 0 || uv_loop_init(&loop) != 0) {
         dcb_log(DCB_LOG_ERROR, "cannot initialise (memory, executable path or event loop)");
         return 1;
     }
     dcb_arena_init(&b->b_arena, b->b_arena_mem, dcb_arena_size_for(DCB_MAX_FRAME_EVENT));
     dcb_arena_init(&b->b_enc_arena, b->b_enc_arena_mem, dcb_arena_size_for(DCB_MAX_FRAME_EVENT));
-    if (timerq_init(b) != 0 || chain_init(b) != 0) {
+    if (wire_flush_start(b) != 0 || timerq_init(b) != 0 || chain_init(b) != 0) {
         dcb_log(DCB_LOG_ERROR, "cannot initialise the broker");
         return 1;
     }
@@ -376,7 +375,6 @@ static int broker_run(int argc, char **argv)
     }
     free(b->b_arena_mem);
     free(b->b_enc_arena_mem);
-    free(b->b_wbuf);
     eventlog_stop();
     dcb_log_set_sink(NULL, NULL);
     if (log_file != NULL)

@@ -266,6 +266,7 @@ static void host_free_if_done(host_t *h)
     btimer_stop(b, &h->h_drain_timer);
     sandbox_job_close(h->h_job);
     wire_rd_free(&h->h_rd);
+    wire_wr_free(&h->h_wr);
     htab_free(&h->h_calls);
     for (int i = 0; i < 2; i++)
         free(h->h_out[i].ho_line);
@@ -348,11 +349,12 @@ static int host_write(host_t *h, uint8_t type, const ProtobufCMessage *msg)
      * refuse more, and let the watchdog take it down (never from here, which
      * runs in the middle of the chain's work).
      */
-    if (h->h_chan.write_queue_size > 4u * 1024u * 1024u) {
+    if (wire_wr_queued(&h->h_wr) > 4u * 1024u * 1024u) {
         h->h_stalled = 1;
         return UV_ENOBUFS;
     }
-    rc = wire_write(h->h_broker, (uv_stream_t *)&h->h_chan, type, msg);
+    /* Buffered: wire_flush_all writes it before the loop turns again. */
+    rc = wire_send(h->h_broker, &h->h_wr, type, msg);
     return rc;
 }
 
@@ -441,6 +443,12 @@ static void close_channel(host_t *h)
 {
     if (h->h_chan_open) {
         h->h_chan_open = 0;
+        /*
+         * What is still buffered gets the one try an unbuffered write had;
+         * the close cancels whatever the kernel did not take.
+         */
+        wire_wr_flush(&h->h_wr);
+        wire_wr_free(&h->h_wr);
         hostproc_close_handle(h, (uv_handle_t *)&h->h_chan);
     }
 }
@@ -982,6 +990,18 @@ out:
     chain_run(b);
 }
 
+void host_chan_write_failed(wire_wr_t *w, int err)
+{
+    host_t *h = broker_container_of(w, host_t, h_wr);
+    broker_t *b = h->h_broker;
+
+    /* Frames are lost, perhaps half of one: the channel cannot be trusted any more. */
+    host_ref(h);
+    host_fail(h, HOST_FAIL_EOF, "cannot write its channel (%s)", uv_strerror(err));
+    host_unref(h);
+    chain_run(b);
+}
+
 /* ---- watchdog ---------------------------------------------------------------- */
 
 static void watchdog_cb(btimer_t *t)
@@ -1009,7 +1029,7 @@ static void watchdog_cb(btimer_t *t)
     } else if (h->h_state == HOST_READY) {
         if (h->h_stalled) {
             host_fail(h, HOST_FAIL_STALL, "does not read its channel (%zu bytes queued)",
-                      (size_t)h->h_chan.write_queue_size);
+                      wire_wr_queued(&h->h_wr));
             goto out;
         }
         if (!blist_empty(&h->h_call_list)) {

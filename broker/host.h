@@ -34,7 +34,7 @@ struct broker_plugin {
     int p_removed;           /* no longer in the chain: never restarted */
     int p_admin_disabled;    /* DISABLED by an operator (not by a crash loop) */
     int p_reloading;         /* p_starting is a reload: p_cur serves until it is ready */
-    int p_renewing;  /* the reload is the fresh load after STOP, not an operator's */
+    int p_renewing;          /* the reload is the fresh load after STOP, not an operator's */
     uint32_t p_draining;     /* older generations finishing their packets */
     struct host *p_cur;      /* the ready generation new packets go to (ref), or NULL */
     struct host *p_starting; /* a generation being started (ref), or NULL */
@@ -137,6 +137,7 @@ typedef struct host {
     uv_pipe_t h_chan;
     int h_chan_open;
     wire_rd_t h_rd;
+    wire_wr_t h_wr; /* frames to the host, written once per loop iteration */
     host_out_t h_out[2];
     int h_handles; /* open libuv handles; the host is freed when 0 and unreferenced */
     void *h_job;   /* Windows job object */
@@ -246,5 +247,7 @@ void host_handle_closed(host_t *h);
 int host_send_load(host_t *h);
 void host_chan_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 void host_chan_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+/* h_wr's flush failed: the channel is broken (wire_wr_err_cb). */
+void host_chan_write_failed(wire_wr_t *w, int err);
 
 #endif /* DCB_HOST_H */

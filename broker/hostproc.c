@@ -181,6 +181,7 @@ int hostproc_spawn(host_t *h)
     if ((rc = pipe_init(h, &h->h_chan)) != 0)
         return rc;
     h->h_chan_open = 1;
+    wire_wr_init(&h->h_wr, (uv_stream_t *)&h->h_chan, host_chan_write_failed);
     for (int i = 0; i < 2; i++) {
         if ((rc = pipe_init(h, &h->h_out[i].ho_pipe)) != 0)
             return rc;

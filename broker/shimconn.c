@@ -34,6 +34,7 @@ struct shimconn {
     int c_closing;
     shiminst_t *c_inst;
     wire_rd_t c_rd;
+    wire_wr_t c_wr;        /* frames to the shim, written once per loop iteration */
     chain_ev_t *c_pending; /* the request awaiting its answer (ref) */
     btimer_t c_hello_timer;
 };
@@ -80,6 +81,12 @@ static void conn_close(shimconn_t *c, dcb_log_level_t level, const char *fmt, ..
         c->c_inst->sh_conns--;
     blist_del(&c->c_link);
     b->b_nconns--;
+    /*
+     * What is still buffered (a Welcome before a version mismatch close, say)
+     * gets the one try an unbuffered write had; the close cancels the rest.
+     */
+    wire_wr_flush(&c->c_wr);
+    wire_wr_free(&c->c_wr);
     uv_close((uv_handle_t *)&c->c_pipe, conn_closed_cb);
 }
 
@@ -96,14 +103,24 @@ static void send_frame(shimconn_t *c, uint8_t type, const ProtobufCMessage *msg)
 
     if (c->c_closing)
         return;
-    rc = wire_write(c->c_broker, (uv_stream_t *)&c->c_pipe, type, msg);
+    rc = wire_send(c->c_broker, &c->c_wr, type, msg);
     if (rc != 0) {
         conn_close(c, DCB_LOG_WARN, "write failed: %s", uv_strerror(rc));
         return;
     }
-    if (c->c_pipe.write_queue_size > SHIMCONN_MAX_QUEUED)
+    if (wire_wr_queued(&c->c_wr) > SHIMCONN_MAX_QUEUED)
         conn_close(c, DCB_LOG_WARN, "the shim does not read (%zu bytes queued)",
-                   (size_t)c->c_pipe.write_queue_size);
+                   wire_wr_queued(&c->c_wr));
+}
+
+/* The loop's flush of c_wr failed (wire_wr_err_cb). */
+static void conn_write_failed(wire_wr_t *w, int err)
+{
+    shimconn_t *c = broker_container_of(w, shimconn_t, c_wr);
+    broker_t *b = c->c_broker;
+
+    conn_close(c, DCB_LOG_WARN, "write failed: %s", uv_strerror(err));
+    chain_run(b);
 }
 
 void shimconn_request_begin(shimconn_t *c, chain_ev_t *ev)
@@ -376,6 +393,7 @@ static void on_connection(pipesec_t *ps, void *data)
     c->c_id = ++b->b_next_conn_id;
     uv_pipe_init(b->b_loop, &c->c_pipe, 0);
     c->c_pipe.data = c;
+    wire_wr_init(&c->c_wr, (uv_stream_t *)&c->c_pipe, conn_write_failed);
     btimer_init(&c->c_hello_timer, hello_timeout_cb);
     blist_add_tail(&b->b_conns, &c->c_link);
     b->b_nconns++;
@@ -410,8 +428,8 @@ int shimconn_listen(broker_t *b)
     blist_init(&b->b_conns);
     blist_init(&b->b_insts);
     /* Directory, DACL, first instance, peer checks: see pipesec.h. */
-    rc = pipesec_listen(b->b_loop, name, PIPESEC_EVENT, b->b_cfg->cfg_pipe_allow, on_connection,
-                        b, &b->b_server, err, sizeof(err));
+    rc = pipesec_listen(b->b_loop, name, PIPESEC_EVENT, b->b_cfg->cfg_pipe_allow, on_connection, b,
+                        &b->b_server, err, sizeof(err));
     if (rc != 0) {
         if (err[0] != '\0')
             dcb_log(DCB_LOG_ERROR, "event pipe: %s", err);

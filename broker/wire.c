@@ -6,9 +6,19 @@
  * soon as it is complete, before any payload is buffered, so a peer can
  * never make the broker hold more than one frame of its limit.
  *
- * Writing: frames are encoded into the broker's scratch buffer and handed
- * to uv_try_write; only what the kernel did not take at once is copied into
- * a write request, which lives until its callback.
+ * Writing is coalesced: wire_send encodes a frame at the end of its
+ * stream's buffer (wire_wr_t) and puts the stream on the broker's pending
+ * list, without a system call. Once per loop iteration wire_flush_all
+ * writes each pending stream's frames with one uv_try_write: from a
+ * uv_check_t right after the I/O poll, so what the read callbacks produced
+ * leaves in the same iteration, and from a uv_prepare_t right before the
+ * loop blocks, for what timer and other callbacks produced. Under load the
+ * broker forwards many frames per iteration to the same host; one write per
+ * stream and iteration saves the system calls and wake-ups of one write per
+ * frame, and the peer reads several frames with one read. Only what the
+ * kernel did not take at once goes into a write request, which lives until
+ * its callback. (Where uv_try_write does not work, as on some Windows
+ * pipes, everything goes through that request.)
  */
 #include "broker.h"
 
@@ -94,47 +104,201 @@ void wire_rd_consume(wire_rd_t *rd, size_t n)
     rd->wr_len -= n;
 }
 
+/* A write buffer that grew past this is given back once it is flushed. */
+#define WIRE_WR_KEEP (64u * 1024u)
+
 typedef struct wire_wreq {
-    uv_write_t ww_req;
-    uint8_t ww_data[];
+    uv_write_t wq_req;
+    uint8_t *wq_owned; /* a stream's whole buffer, taken over instead of copied; or NULL */
+    uint8_t wq_data[];
 } wire_wreq_t;
 
 static void write_cb(uv_write_t *req, int status)
 {
+    wire_wreq_t *q = broker_container_of(req, wire_wreq_t, wq_req);
+
     (void)status; /* A failed write shows up as EOF or an error on the read side. */
-    free(broker_container_of(req, wire_wreq_t, ww_req));
+    free(q->wq_owned);
+    free(q);
 }
 
-int wire_write(broker_t *b, uv_stream_t *s, uint8_t type, const ProtobufCMessage *msg)
+void wire_wr_init(wire_wr_t *w, uv_stream_t *s, wire_wr_err_cb on_error)
+{
+    memset(w, 0, sizeof(*w));
+    w->ww_stream = s;
+    w->ww_on_error = on_error;
+    blist_init(&w->ww_link);
+}
+
+static void wr_unlink(wire_wr_t *w)
+{
+    if (w->ww_pending) {
+        blist_del(&w->ww_link);
+        w->ww_pending = 0;
+    }
+}
+
+/* Everything buffered is written or dropped: keep the buffer unless it is big. */
+static void wr_emptied(wire_wr_t *w)
+{
+    w->ww_len = 0;
+    if (w->ww_cap > WIRE_WR_KEEP) {
+        free(w->ww_buf);
+        w->ww_buf = NULL;
+        w->ww_cap = 0;
+    }
+}
+
+void wire_wr_free(wire_wr_t *w)
+{
+    wr_unlink(w);
+    free(w->ww_buf);
+    w->ww_buf = NULL;
+    w->ww_len = w->ww_cap = 0;
+    w->ww_stream = NULL;
+}
+
+size_t wire_wr_queued(const wire_wr_t *w)
+{
+    return w->ww_len + (w->ww_stream != NULL ? w->ww_stream->write_queue_size : 0);
+}
+
+int wire_send(broker_t *b, wire_wr_t *w, uint8_t type, const ProtobufCMessage *msg)
 {
     size_t size = dcb_frame_size(msg);
-    uv_buf_t buf;
-    wire_wreq_t *w;
-    int n, rc;
+    int n;
 
-    if (size > b->b_wbuf_cap) {
-        uint8_t *nb = realloc(b->b_wbuf, size);
+    if (w->ww_stream == NULL)
+        return UV_EPIPE;
+    /* Far beyond what back-pressure lets through; uv_buf_t lengths are unsigned int. */
+    if (size > (size_t)INT32_MAX - w->ww_len)
+        return UV_ENOBUFS;
+    if (w->ww_cap - w->ww_len < size) {
+        size_t cap = w->ww_cap ? w->ww_cap : WIRE_MIN_ROOM;
+        uint8_t *nb;
+
+        while (cap - w->ww_len < size)
+            cap *= 2;
+        nb = realloc(w->ww_buf, cap);
         if (nb == NULL)
             return UV_ENOMEM;
-        b->b_wbuf = nb;
-        b->b_wbuf_cap = size;
+        w->ww_buf = nb;
+        w->ww_cap = cap;
     }
-    n = dcb_frame_encode(type, msg, b->b_wbuf, b->b_wbuf_cap);
+    n = dcb_frame_encode(type, msg, w->ww_buf + w->ww_len, w->ww_cap - w->ww_len);
     if (n < 0)
         return n;
-    buf = uv_buf_init((char *)b->b_wbuf, (unsigned)n);
-    rc = uv_try_write(s, &buf, 1);
-    if (rc == n)
+    w->ww_len += (size_t)n;
+    if (!w->ww_pending) {
+        blist_add_tail(&b->b_wpending, &w->ww_link);
+        w->ww_pending = 1;
+    }
+    return 0;
+}
+
+int wire_wr_flush(wire_wr_t *w)
+{
+    size_t len = w->ww_len, done, rest;
+    wire_wreq_t *q;
+    uv_buf_t buf;
+    int rc;
+
+    wr_unlink(w);
+    if (len == 0)
         return 0;
-    if (rc < 0)
-        rc = 0; /* EAGAIN, or not supported for this handle: queue it all. */
-    w = malloc(sizeof(*w) + (size_t)(n - rc));
-    if (w == NULL)
+    buf = uv_buf_init((char *)w->ww_buf, (unsigned)len);
+    rc = uv_try_write(w->ww_stream, &buf, 1);
+    /* EAGAIN, or not supported for this handle: queue it all. */
+    done = rc > 0 ? (size_t)rc : 0;
+    if (done == len) {
+        wr_emptied(w);
+        return 0;
+    }
+    rest = len - done;
+    if (w->ww_cap > WIRE_WR_KEEP) {
+        /* It would be given back anyway: hand the buffer over rather than copy it. */
+        q = malloc(sizeof(*q));
+        if (q != NULL) {
+            q->wq_owned = w->ww_buf;
+            buf = uv_buf_init((char *)w->ww_buf + done, (unsigned)rest);
+            w->ww_buf = NULL;
+            w->ww_cap = 0;
+        }
+    } else {
+        q = malloc(sizeof(*q) + rest);
+        if (q != NULL) {
+            q->wq_owned = NULL;
+            memcpy(q->wq_data, w->ww_buf + done, rest);
+            buf = uv_buf_init((char *)q->wq_data, (unsigned)rest);
+        }
+    }
+    wr_emptied(w);
+    if (q == NULL)
         return UV_ENOMEM;
-    memcpy(w->ww_data, b->b_wbuf + rc, (size_t)(n - rc));
-    buf = uv_buf_init((char *)w->ww_data, (unsigned)(n - rc));
-    rc = uv_write(&w->ww_req, s, &buf, 1, write_cb);
-    if (rc != 0)
-        free(w);
+    rc = uv_write(&q->wq_req, w->ww_stream, &buf, 1, write_cb);
+    if (rc != 0) {
+        free(q->wq_owned);
+        free(q);
+    }
     return rc;
+}
+
+void wire_flush_all(broker_t *b)
+{
+    /*
+     * The head is taken anew each time: an error callback may close and
+     * free any stream, and what it sends queues more.
+     */
+    while (!blist_empty(&b->b_wpending)) {
+        wire_wr_t *w = broker_container_of(b->b_wpending.next, wire_wr_t, ww_link);
+        wire_wr_err_cb cb = w->ww_on_error;
+        int rc = wire_wr_flush(w); /* takes w off the list */
+
+        if (rc == 0)
+            continue;
+        if (cb != NULL)
+            cb(w, rc); /* may free w */
+        else
+            dcb_log(DCB_LOG_DEBUG, "stream write failed (%s); frames dropped", uv_strerror(rc));
+    }
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+    wire_flush_all(h->data);
+}
+
+static void flush_prepare_cb(uv_prepare_t *h)
+{
+    wire_flush_all(h->data);
+}
+
+int wire_flush_start(broker_t *b)
+{
+    int rc;
+
+    blist_init(&b->b_wpending);
+    if ((rc = uv_check_init(b->b_loop, &b->b_wcheck)) != 0)
+        return rc;
+    if ((rc = uv_prepare_init(b->b_loop, &b->b_wprepare)) != 0) {
+        uv_close((uv_handle_t *)&b->b_wcheck, NULL);
+        return rc;
+    }
+    b->b_wcheck.data = b->b_wprepare.data = b;
+    b->b_wflush_open = 1;
+    uv_check_start(&b->b_wcheck, flush_check_cb);
+    uv_prepare_start(&b->b_wprepare, flush_prepare_cb);
+    /* Neither keeps the loop alive; wire_flush_stop (at the end of shutdown) closes them. */
+    uv_unref((uv_handle_t *)&b->b_wcheck);
+    uv_unref((uv_handle_t *)&b->b_wprepare);
+    return 0;
+}
+
+void wire_flush_stop(broker_t *b)
+{
+    if (!b->b_wflush_open)
+        return;
+    b->b_wflush_open = 0;
+    uv_close((uv_handle_t *)&b->b_wcheck, NULL);
+    uv_close((uv_handle_t *)&b->b_wprepare, NULL);
 }
