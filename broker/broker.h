@@ -264,6 +264,7 @@ typedef struct broker_config {
     uint32_t cfg_output_line_max;
     uint32_t cfg_output_lines_per_s;
     uint32_t cfg_drain_ms; /* how long an old generation may finish its packets */
+    uint32_t cfg_busy_poll_us; /* poll instead of sleeping while events come this close; 0: never */
     char **cfg_chain;      /* names or DLL paths, in order */
     size_t cfg_n_chain;
     int cfg_chain_line; /* where chain was set, for errors */
@@ -421,6 +422,11 @@ struct broker {
     uv_check_t b_wcheck;
     uv_prepare_t b_wprepare;
     int b_wflush_open;
+    /* wire.c: busy polling while events come close together */
+    uv_idle_t b_poll;
+    int b_polling;
+    uint64_t b_poll_last_ns; /* the last loop iteration that wrote anything */
+    uint64_t b_poll_gap_ns;  /* moving average of the time between such iterations */
 
     /* broker_main.c */
     uv_signal_t b_sigint;

@@ -186,10 +186,10 @@ static int broker_key(parse_ctx_t *pc, const char *name, const char *v)
         {"output_line_max", offsetof(broker_config_t, cfg_output_line_max), 16, 65536},
         {"output_lines_per_s", offsetof(broker_config_t, cfg_output_lines_per_s), 1, 1000000},
         {"drain_ms", offsetof(broker_config_t, cfg_drain_ms), 100, 3600000},
+        {"busy_poll_us", offsetof(broker_config_t, cfg_busy_poll_us), 0, 1000},
     };
-    static const char *const strs[] = {"pipe",       "control_pipe",  "log_file", "log_level",
-                                       "chain",      "pipe_allow",    "control_allow",
-                                       "host_user"};
+    static const char *const strs[] = {"pipe",  "control_pipe", "log_file",      "log_level",
+                                       "chain", "pipe_allow",   "control_allow", "host_user"};
     broker_config_t *cfg = pc->pc_cfg;
     size_t nints = sizeof(ints) / sizeof(ints[0]);
 
@@ -417,6 +417,7 @@ void config_defaults(broker_config_t *cfg)
     cfg->cfg_output_line_max = 512;
     cfg->cfg_output_lines_per_s = 50;
     cfg->cfg_drain_ms = 30000;
+    cfg->cfg_busy_poll_us = 50;
 }
 
 int config_load(broker_config_t *cfg, const char *path, char *err, size_t errlen)

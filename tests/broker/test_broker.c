@@ -265,6 +265,8 @@ static void test_config_errors(void **state)
         {"[broker]\nlog_level = loud\n", ":2: [broker] log_level: 'loud' is not one of"},
         {"[defaults]\nhang_ms = 1\n", ":2: [defaults] hang_ms: '1' is not a number in [10,"},
         {"[broker]\nchain = nosuchplugin\n", "chain entry 'nosuchplugin'"},
+        {"[broker]\nbusy_poll_us = 5000\n",
+         ":2: [broker] busy_poll_us: '5000' is not a number in [0,"},
     };
     char name[64], out[64];
     const char *args[] = {"--check-config", NULL};
@@ -297,6 +299,7 @@ static void test_config_errors(void **state)
         snprintf(name, sizeof(name), "tb-config-%u-ok.ini", dcb_getpid());
         snprintf(text, sizeof(text),
                  "; a complete file\n[broker]\nmax_packet = 4096\nreorder_hold_ms = 20\n"
+                 "busy_poll_us = 0\n"
                  "chain = tb_a, %s\n[defaults]\ntimeout_ms = 40\nfail = open\n"
                  "[plugin tb_a]\ndll = %s\nfail.NewPkt = closed\ntimeout_ms.PktSend = 20\n"
                  "memory_mb = 64\nthreads = 2\nrestart_backoff_ms = 10\n"
