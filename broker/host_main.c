@@ -47,8 +47,8 @@
 #define HOST_PKT_MIN 2000u /* the server's own receive buffers */
 #define HOST_GUARD 256u
 #define HOST_GUARD_BYTE 0xA5
-#define HOST_HANDOFF_NS 20000u        /* about what waking a follower costs */
-#define HOST_WATCH_MS 1u              /* the watcher's period, and its patience */
+#define HOST_HANDOFF_NS 20000u /* about what waking a follower costs */
+#define HOST_WATCH_MS 1u /* the watcher's period and patience (Windows: a timer tick, ~16 ms) */
 #define HOST_WATCH_IDLE_NS 100000000u /* the watcher sleeps after 100 ms without events */
 #define HOST_OUT_FLUSH 32768u         /* results held back at most */
 
@@ -589,8 +589,12 @@ static void worker_main(void *arg)
          * Keep the role unless this call, or the frames already waiting
          * behind it, would cost more than waking a follower to read on.
          */
-        keep = g.avg_call_ns < HOST_HANDOFF_NS &&
-               g.avg_call_ns * frames_waiting(HOST_HANDOFF_NS / 256u) < HOST_HANDOFF_NS;
+        keep = g.avg_call_ns < HOST_HANDOFF_NS;
+        if (keep && g.avg_call_ns > 0) {
+            /* Serving `limit` more frames alone would cost more than a wake-up. */
+            unsigned limit = (unsigned)((HOST_HANDOFF_NS + g.avg_call_ns - 1) / g.avg_call_ns);
+            keep = frames_waiting(limit) < limit;
+        }
         t0 = dcb_now_ns();
         g.last_event_ns = t0;
         if (keep) {
