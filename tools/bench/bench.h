@@ -40,6 +40,10 @@
 #define BENCH_PATH_MAX 1024
 /* Folders are shorter, so a folder plus a file name always fits a path. */
 #define BENCH_DIR_MAX 768
+/* Calling threads one NewPkt loop can start (bench_micro_threads). */
+#define BENCH_MAX_CALLERS 16
+/* The broker's busy_poll_us when its configuration does not set it (broker/config.c). */
+#define BENCH_BROKER_BUSY_POLL_DEFAULT 50
 
 /* ---- options and context (main.c) ---------------------------------------- */
 
@@ -63,6 +67,7 @@ typedef struct bench_opts {
     double o_soak_rate;    /* packets/s offered during the soak */
     double o_soak_every_s; /* memory sample period */
     double o_step_s;       /* seconds per offered-load step */
+    int o_busy_poll_us;    /* the brokers' busy_poll_us; -1: not written (their default) */
     int o_json;
     int o_smoke;
     int o_check;
@@ -235,6 +240,14 @@ size_t bench_answer_frame_size(int hook);
 
 /* ---- direct hook loops (micro.c) ------------------------------------------ */
 
+/* NewPkt from several calling threads at once. */
+typedef struct bench_agg {
+    unsigned a_threads;
+    int a_ok;
+    double a_per_s;    /* aggregate NewPkt/s */
+    bench_lat_t a_lat; /* what each caller saw, merged */
+} bench_agg_t;
+
 typedef struct bench_micro {
     int m_ok;
     bench_lat_t m_newpkt, m_raw;
@@ -245,9 +258,16 @@ typedef struct bench_micro {
     double m_unsub_ns, m_unsub_p99_ns; /* per call; p99 over 1000-call blocks */
     uint64_t m_unsub_n;
     int m_unsub_ok;
-    unsigned m_agg_threads;
-    double m_agg_per_s; /* aggregate NewPkt/s with m_agg_threads callers */
-    bench_lat_t m_agg_lat;
+    /*
+     * Aggregate NewPkt/s from 2x and 4x the CPU count of calling threads (at
+     * most BENCH_MAX_CALLERS; one measurement when both come to the same). A
+     * closed loop of N callers measures N/latency; the capacity is the peak.
+     */
+    bench_agg_t m_aggs[2];
+    size_t m_naggs;         /* measurements attempted */
+    unsigned m_agg_threads; /* the peak's calling threads; 0: no measurement ran */
+    double m_agg_per_s;     /* the peak: the higher aggregate NewPkt/s */
+    bench_lat_t m_agg_lat;  /* the latency each caller saw at the peak */
 } bench_micro_t;
 
 /*

@@ -62,6 +62,10 @@ static void usage(FILE *f)
                "  --only LIST       run only these sections: compare, micro, scaling, soak\n"
                "  --cpus LIST       pin everything (us, the broker, hosts, raw chain) to CPUs,\n"
                "                    e.g. 0 or 0-1\n"
+               "  --busy-poll US    busy_poll_us for every broker started (0..1000): while\n"
+               "                    events arrive closer together than US microseconds the\n"
+               "                    broker's loop polls instead of sleeping; 0: never (default:\n"
+               "                    not set, the broker's own default, 50)\n"
                "  --json            print JSON instead of the table\n"
                "  --smoke           tiny counts and a self-check (for ctest; not for figures)\n"
                "  --check           exit 1 unless every figure is present and sane\n"
@@ -115,6 +119,7 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *keep)
     o->o_sections = BENCH_SEC_COMPARE | BENCH_SEC_MICRO;
     o->o_soak_rate = 2000;
     o->o_step_s = 2;
+    o->o_busy_poll_us = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n;
@@ -177,6 +182,10 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *keep)
             i++;
         } else if (strcmp(a, "--cpus") == 0 && v != NULL) {
             o->o_cpus = v;
+            i++;
+        } else if (strcmp(a, "--busy-poll") == 0) {
+            bad = parse_u64(v, 0, 1000, &n);
+            o->o_busy_poll_us = (int)n;
             i++;
         } else if (strcmp(a, "--json") == 0) {
             o->o_json = 1;
@@ -382,8 +391,24 @@ static int check_results(const bench_ctx_t *c, const bench_results_t *rs)
                 fprintf(stderr, "dcb-bench: check: unsubscribed hook figure missing\n");
                 bad++;
             }
-            if (!(m->m_agg_per_s > 0)) {
-                fprintf(stderr, "dcb-bench: check: aggregate NewPkt/s missing\n");
+            if (m->m_naggs == 0) {
+                fprintf(stderr, "dcb-bench: check: aggregate NewPkt/s not measured\n");
+                bad++;
+            }
+            for (size_t i = 0; i < m->m_naggs; i++) {
+                const bench_agg_t *a = &m->m_aggs[i];
+                char what[64];
+                if (!a->a_ok || a->a_threads == 0 || !(a->a_per_s > 0) || !isfinite(a->a_per_s)) {
+                    fprintf(stderr, "dcb-bench: check: aggregate NewPkt/s (%u threads) missing\n",
+                            a->a_threads);
+                    bad++;
+                    continue;
+                }
+                snprintf(what, sizeof(what), "aggregate NewPkt (%u threads)", a->a_threads);
+                bad += check_lat(what, &a->a_lat);
+            }
+            if (m->m_agg_threads == 0 || !(m->m_agg_per_s > 0)) {
+                fprintf(stderr, "dcb-bench: check: peak aggregate NewPkt/s missing\n");
                 bad++;
             }
         }
@@ -423,6 +448,44 @@ static void raw_block(bench_ctx_t *c, bench_raw_t *rw, long n)
     bench_raw_block(c, rw, n);
 }
 
+static unsigned callers(unsigned ncpu, unsigned per_cpu)
+{
+    unsigned n = (ncpu > 0 ? ncpu : 1) * per_cpu;
+
+    return n > BENCH_MAX_CALLERS ? BENCH_MAX_CALLERS : n;
+}
+
+/*
+ * Aggregate NewPkt/s from 2x and then 4x the CPU count of calling threads.
+ * Each caller waits for its answer before the next call (a closed loop), so
+ * N callers measure N/latency; the capacity is where adding callers stops
+ * adding throughput, so the target is judged on the higher of the two.
+ */
+static void run_micro_aggregate(bench_ctx_t *c, bench_session_t *s, bench_micro_t *m)
+{
+    const unsigned want[2] = {callers(c->c_ncpu, 2), callers(c->c_ncpu, 4)};
+
+    m->m_naggs = 0;
+    m->m_agg_threads = 0;
+    m->m_agg_per_s = 0;
+    for (size_t i = 0; i < 2; i++) {
+        bench_agg_t *a;
+        if (i > 0 && want[i] == want[0])
+            break; /* both capped at the same count: one measurement */
+        a = &m->m_aggs[m->m_naggs++];
+        memset(a, 0, sizeof(*a));
+        a->a_threads = want[i];
+        bench_note(c, "micro: NewPkt from %u calling threads", a->a_threads);
+        a->a_ok =
+            bench_micro_threads(c, s, a->a_threads, c->c_opt.o_micro, &a->a_per_s, &a->a_lat) == 0;
+        if (a->a_ok && a->a_per_s > m->m_agg_per_s) {
+            m->m_agg_threads = a->a_threads;
+            m->m_agg_per_s = a->a_per_s;
+            m->m_agg_lat = a->a_lat;
+        }
+    }
+}
+
 /* The issue-4 micro-figures that need a session with one noop host. */
 static int run_micro_noop(bench_ctx_t *c, bench_session_t *s, bench_micro_t *m)
 {
@@ -434,11 +497,7 @@ static int run_micro_noop(bench_ctx_t *c, bench_session_t *s, bench_micro_t *m)
                                  &m->m_newpkt, &m->m_raw, NULL) == 0;
     bench_note(c, "micro: notifications on the calling thread");
     m->m_ok &= bench_micro_notify(c, s, c->c_opt.o_micro / 2, m) == 0;
-    m->m_agg_threads = c->c_ncpu * 2 > 4 ? 4 : c->c_ncpu * 2;
-    bench_note(c, "micro: NewPkt from %u calling threads", m->m_agg_threads);
-    if (bench_micro_threads(c, s, m->m_agg_threads, c->c_opt.o_micro, &m->m_agg_per_s,
-                            &m->m_agg_lat) != 0)
-        m->m_agg_threads = 0;
+    run_micro_aggregate(c, s, m);
     return m->m_ok ? 0 : -1;
 }
 

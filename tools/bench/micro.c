@@ -284,14 +284,14 @@ static void caller_main(void *arg)
 int bench_micro_threads(bench_ctx_t *c, bench_session_t *s, unsigned threads, uint64_t n,
                         double *per_s, bench_lat_t *lat)
 {
-    caller_t cl[16];
+    caller_t cl[BENCH_MAX_CALLERS];
     _Atomic int ready = 0, go = 0;
     dcb_hist_t *all = bench_hist_new();
     uint64_t start, end = 0, per = threads > 0 ? n / threads : 0;
     unsigned started = 0;
     int rc = 0;
 
-    if (all == NULL || threads == 0 || threads > 16 || per == 0) {
+    if (all == NULL || threads == 0 || threads > BENCH_MAX_CALLERS || per == 0) {
         free(all);
         return -1;
     }

@@ -99,9 +99,14 @@ static int write_config(bench_session_t *s, const bench_ctx_t *c)
                             "[broker]\n"
                             "pipe = %s\n"
                             "control_pipe = %s\n"
-                            "log_level = info\n"
-                            "chain = ",
+                            "log_level = info\n",
                             s->s_pipe, ctl);
+    /* Not set: the broker's own default applies (BENCH_BROKER_BUSY_POLL_DEFAULT). */
+    if (c->c_opt.o_busy_poll_us >= 0 && used < sizeof(text))
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "busy_poll_us = %d\n",
+                                 c->c_opt.o_busy_poll_us);
+    if (used < sizeof(text))
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "chain = ");
     for (size_t i = 0; i < s->s_nplugins && used < sizeof(text); i++)
         used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", i ? ", " : "",
                                  s->s_plugins[i]);
