@@ -10,15 +10,16 @@
  * Threads: the plugin expects concurrent calls, and the event path should
  * not pay a thread hand-off. One worker at a time holds the reader role: it
  * alone reads the channel and takes frames off the read buffer (a frame a
- * server thread waits for before packet notifications buffered ahead of
- * it: pick_frame). What it
- * does with a frame depends on what the plugin's calls have cost lately (a
- * moving average) against what waking another thread costs
- * (HOST_HANDOFF_NS):
+ * server thread waits for goes before packet notifications buffered ahead
+ * of it: pick_frame). What it does with a frame depends on what the
+ * plugin's calls have cost lately (a moving average) against what waking
+ * another thread costs (HOST_HANDOFF_NS):
  *
  *  - cheap calls, little waiting: the reader calls the hook itself and
  *    keeps the role, so frames that arrived together are served by one
- *    thread with no wake-up at all, and their results leave in one write;
+ *    thread with no wake-up at all, and their results leave in one write
+ *    (an answer a server thread waits for at once, unless another such
+ *    frame is next; nothing waits longer than HOST_OUT_DELAY_NS);
  *  - a dear call, or a backlog that would cost more than a wake-up to
  *    serve alone: the reader passes the role to a follower before it calls
  *    the hook, so the next frame is read while the plugin works.
@@ -50,7 +51,8 @@
 #define HOST_HANDOFF_NS 20000u /* about what waking a follower costs */
 #define HOST_WATCH_MS 1u /* the watcher's period and patience (Windows: a timer tick, ~16 ms) */
 #define HOST_WATCH_IDLE_NS 100000000u /* the watcher sleeps after 100 ms without events */
-#define HOST_OUT_FLUSH 32768u         /* results held back at most */
+#define HOST_OUT_FLUSH 32768u         /* results held back at most (bytes) */
+#define HOST_OUT_DELAY_NS 50000u      /* ... and for at most this long */
 
 typedef struct host_worker {
     dcb_thread_t w_thread;
@@ -84,6 +86,7 @@ static struct {
     uint8_t *obuf;
     size_t olen;
     size_t ocap;
+    uint64_t ofirst_ns; /* when the oldest of them was queued */
     dcb_mutex_t state_lock;
     dcb_limits_t lim;
     DHCP_CALLOUT_TABLE table;
@@ -96,6 +99,17 @@ static void fatal_protocol(const char *what, int rc)
     dcb_log(DCB_LOG_ERROR, "protocol violation from the broker: %s (%s); exiting", what,
             dcb_proto_strerror(rc));
     hostio_exit(3);
+}
+
+/* Whether queued results have waited long enough. */
+static int out_overdue(void)
+{
+    int due;
+
+    dcb_mutex_lock(&g.wlock);
+    due = g.olen > 0 && dcb_now_ns() - g.ofirst_ns >= HOST_OUT_DELAY_NS;
+    dcb_mutex_unlock(&g.wlock);
+    return due;
 }
 
 /* Writes every queued result. Called without g.lock. */
@@ -144,6 +158,8 @@ static int send_msg(host_worker_t *w, uint8_t type, const ProtobufCMessage *msg,
             n = 0;
         }
     }
+    if (g.olen == 0)
+        g.ofirst_ns = dcb_now_ns();
     memcpy(g.obuf + g.olen, w->w_out, (size_t)n);
     g.olen += (size_t)n;
     dcb_mutex_unlock(&g.wlock);
@@ -215,6 +231,15 @@ static size_t pick_frame(size_t *at)
             break;
     }
     return first;
+}
+
+/* Whether the frame pick_frame would take next is one a server thread waits for. */
+static int urgent_next(void)
+{
+    size_t at;
+    uint8_t type = 0;
+
+    return pick_frame(&at) > 0 && frame_at(at, &type) > 0 && frame_urgent(type);
 }
 
 /* Whole frames buffered behind the read position, counted up to max. */
@@ -575,7 +600,8 @@ static void worker_main(void *arg)
     for (;;) {
         size_t len;
         uint64_t t0, dt;
-        int keep, event;
+        int keep, event, urgent;
+        dcb_frame_hdr_t hdr;
 
         while (!g.eof && g.reader != NULL && g.reader != w)
             follow(w);
@@ -585,6 +611,7 @@ static void worker_main(void *arg)
         len = take_frame(w);
         if (len == 0)
             break;
+        urgent = dcb_frame_header(w->w_frame, len, &g.lim, &hdr) == 0 && frame_urgent(hdr.type);
         /*
          * Keep the role unless this call, or the frames already waiting
          * behind it, would cost more than waking a follower to read on.
@@ -616,6 +643,15 @@ static void worker_main(void *arg)
                                                : g.avg_call_ns - (g.avg_call_ns - dt) / 8u;
         if (g.reader == w) {
             g.in_call = 0;
+            /*
+             * Results wait for the frames read with them, but a server
+             * thread's answer only for another one, and none for long.
+             */
+            if ((urgent && !urgent_next()) || out_overdue()) {
+                dcb_mutex_unlock(&g.lock);
+                out_flush();
+                dcb_mutex_lock(&g.lock);
+            }
         } else if (keep) {
             /* Taken over while inside the plugin: what we hold goes now. */
             dcb_mutex_unlock(&g.lock);
