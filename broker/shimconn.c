@@ -21,6 +21,13 @@
 #include <string.h>
 
 #define SHIMCONN_HELLO_TIMEOUT_NS 10000000000ull
+/*
+ * A frame the shim began must be complete within this (it writes each frame
+ * whole and gives up on a write within its deadline, milliseconds): a peer
+ * that trickles or stops mid-frame does not keep a connection and its
+ * buffer forever.
+ */
+#define SHIMCONN_FRAME_TIMEOUT_NS 5000000000ull
 #define SHIMCONN_MAX_QUEUED (1u << 20)
 #define SHIMCONN_MAX_INSTANCES 64
 
@@ -37,6 +44,7 @@ struct shimconn {
     wire_wr_t c_wr;        /* frames to the shim, written once per loop iteration */
     chain_ev_t *c_pending; /* the request awaiting its answer (ref) */
     btimer_t c_hello_timer;
+    btimer_t c_frame_timer; /* armed while a begun frame is incomplete */
 };
 
 static const char *role_name(const shimconn_t *c)
@@ -72,6 +80,7 @@ static void conn_close(shimconn_t *c, dcb_log_level_t level, const char *fmt, ..
             role_name(c), c->c_inst ? c->c_inst->sh_pid : 0, msg);
     c->c_closing = 1;
     btimer_stop(b, &c->c_hello_timer);
+    btimer_stop(b, &c->c_frame_timer);
     if (c->c_pending != NULL) {
         chain_conn_gone(c->c_pending);
         chain_ev_unref(c->c_pending);
@@ -332,6 +341,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     shimconn_t *c = s->data;
     broker_t *b = c->c_broker;
+    int progress;
 
     (void)buf;
     if (nread == 0 || c->c_closing)
@@ -343,6 +353,8 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->c_rd.wr_len += (size_t)nread;
+    /* Progress (a whole frame) or nothing buffered stops the clock; a begun frame starts it. */
+    progress = 0;
     while (!c->c_closing) {
         dcb_msg_t m;
         size_t len;
@@ -368,6 +380,13 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         on_frame(c, &m, c->c_rd.wr_buf);
         if (!c->c_closing)
             wire_rd_consume(&c->c_rd, len);
+        progress = 1;
+    }
+    if (!c->c_closing) {
+        if (progress || c->c_rd.wr_len == 0)
+            btimer_stop(b, &c->c_frame_timer);
+        if (c->c_rd.wr_len > 0 && !btimer_active(&c->c_frame_timer))
+            btimer_start(b, &c->c_frame_timer, dcb_now_ns() + SHIMCONN_FRAME_TIMEOUT_NS);
     }
     chain_run(b);
 }
@@ -377,6 +396,14 @@ static void hello_timeout_cb(btimer_t *t)
     shimconn_t *c = broker_container_of(t, shimconn_t, c_hello_timer);
 
     violation(c, "no Hello within 10 s", 0);
+}
+
+static void frame_timeout_cb(btimer_t *t)
+{
+    shimconn_t *c = broker_container_of(t, shimconn_t, c_frame_timer);
+
+    violation(c, "a frame begun 5 s ago is still incomplete", 0);
+    chain_run(c->c_broker);
 }
 
 static void on_connection(pipesec_t *ps, void *data)
@@ -395,6 +422,7 @@ static void on_connection(pipesec_t *ps, void *data)
     c->c_pipe.data = c;
     wire_wr_init(&c->c_wr, (uv_stream_t *)&c->c_pipe, conn_write_failed);
     btimer_init(&c->c_hello_timer, hello_timeout_cb);
+    btimer_init(&c->c_frame_timer, frame_timeout_cb);
     blist_add_tail(&b->b_conns, &c->c_link);
     b->b_nconns++;
     /* pipesec: the peer's account is checked here (Linux) or by the pipe's DACL (Windows). */

@@ -248,6 +248,70 @@ static void test_bad_frames(void **state)
     stop(&b);
 }
 
+/*
+ * A shim that stops in the middle of a frame, or trickles one byte by
+ * byte, loses its connection after 5 s; one that sends whole frames slowly
+ * does not.
+ */
+static void test_partial_frame_timeout(void **state)
+{
+    static tb_broker_t b;
+    tb_conn_t *stuck, *trickle, *slow;
+    tb_decision_t *d = decision();
+    Dcb__ControlEvent ce = DCB__CONTROL_EVENT__INIT;
+    Dcb__EventHeader hdr = DCB__EVENT_HEADER__INIT;
+    uint8_t frame[64];
+    dcb_msg_t m;
+    uint64_t t0;
+    int n, rc;
+
+    (void)state;
+    start(&b, "partial", NULL);
+    ce.hdr = &hdr;
+    ce.control_code = DHCP_CONTROL_PAUSE;
+    n = dcb_frame_encode(DCB__FRAME_TYPE__FT_EV_CONTROL, &ce.base, frame, sizeof(frame));
+    assert_true(n > 10);
+    stuck = conn(&b, DCB__CONN_ROLE__ROLE_NOTIFY);
+    trickle = conn(&b, DCB__CONN_ROLE__ROLE_NOTIFY);
+    slow = conn(&b, DCB__CONN_ROLE__ROLE_NOTIFY);
+    t0 = dcb_now_ns();
+    assert_int_equal(tb_send_raw(stuck, frame, 6), 0); /* half a header */
+    /* One byte a second: never a whole frame in 5 s. Whole frames every 2 s: fine. */
+    for (int i = 0; i < 8; i++) {
+        /* Once the broker has cut it off, a write may fail: only not before 5 s. */
+        if (tb_send_raw(trickle, frame + i, 1) != 0 && i < 5)
+            fail_msg("the trickling connection was cut off after %d s", i);
+        if (i % 2 == 0)
+            assert_int_equal(tb_send_raw(slow, frame, (size_t)n), 0);
+        tb_sleep_ms(1000);
+    }
+    rc = tb_recv_msg(stuck, 2000, &m);
+    if (rc != TB_EOF)
+        fail_msg("the connection with half a frame is still open (%d)", rc);
+    rc = tb_recv_msg(trickle, 2000, &m);
+    if (rc != TB_EOF)
+        fail_msg("the trickling connection is still open (%d)", rc);
+    /* Not before its time. */
+    assert_true(dcb_now_ns() - t0 >= 5000000000ull);
+    assert_int_equal(tb_log_count(&b, "a frame begun 5 s ago is still incomplete"), 2);
+    /* The slow but whole sender is still connected. */
+    rc = tb_recv_msg(slow, 300, &m);
+    if (rc != TB_TIMEOUT)
+        fail_msg("the connection sending whole frames was closed (%d)", rc);
+    assert_int_equal(tb_control(slow, DHCP_CONTROL_CONTINUE), 0);
+    tb_disconnect(stuck);
+    tb_disconnect(trickle);
+    tb_disconnect(slow);
+    {
+        tb_conn_t *req = conn(&b, DCB__CONN_ROLE__ROLE_REQUEST);
+        tb_newpkt(req, 9, "still here", 500000, d);
+        assert_int_equal(d->td_rc, 0);
+        assert_true(d->td_process_it);
+        tb_disconnect(req);
+    }
+    stop(&b);
+}
+
 static void test_config_errors(void **state)
 {
     static const struct {
@@ -858,6 +922,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_hello_welcome, teardown),
         cmocka_unit_test_teardown(test_version_mismatch, teardown),
         cmocka_unit_test_teardown(test_bad_frames, teardown),
+        cmocka_unit_test_teardown(test_partial_frame_timeout, teardown),
         cmocka_unit_test_teardown(test_config_errors, teardown),
     };
     const struct CMUnitTest chain[] = {
