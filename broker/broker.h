@@ -263,9 +263,9 @@ typedef struct broker_config {
     uint32_t cfg_host_stop_ms;
     uint32_t cfg_output_line_max;
     uint32_t cfg_output_lines_per_s;
-    uint32_t cfg_drain_ms; /* how long an old generation may finish its packets */
+    uint32_t cfg_drain_ms;     /* how long an old generation may finish its packets */
     uint32_t cfg_busy_poll_us; /* poll instead of sleeping while events come this close; 0: never */
-    char **cfg_chain;      /* names or DLL paths, in order */
+    char **cfg_chain;          /* names or DLL paths, in order */
     size_t cfg_n_chain;
     int cfg_chain_line; /* where chain was set, for errors */
     broker_plugin_conf_t cfg_defaults;
@@ -425,6 +425,7 @@ struct broker {
     /* wire.c: busy polling while events come close together */
     uv_idle_t b_poll;
     int b_polling;
+    int b_poll_ok;           /* more than one CPU to run on */
     uint64_t b_poll_last_ns; /* the last loop iteration that wrote anything */
     uint64_t b_poll_gap_ns;  /* moving average of the time between such iterations */
 

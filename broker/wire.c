@@ -272,6 +272,8 @@ void wire_flush_all(broker_t *b)
  * busy_poll_us, the loop polls (an active uv_idle_t makes libuv poll with a
  * zero timeout) and goes back to sleeping busy_poll_us after the last one.
  * At the rates a DHCP server usually sees it never polls; 0 turns it off.
+ * With one CPU to run on it never polls either: the loop would only keep
+ * the host and the server's threads from the CPU.
  */
 static void poll_idle_cb(uv_idle_t *h)
 {
@@ -288,7 +290,7 @@ static void poll_note_activity(broker_t *b)
 {
     uint64_t window = (uint64_t)b->b_cfg->cfg_busy_poll_us * 1000u, now, gap;
 
-    if (window == 0)
+    if (window == 0 || !b->b_poll_ok)
         return;
     now = dcb_now_ns();
     if (b->b_poll_last_ns == 0) {
@@ -339,6 +341,11 @@ int wire_flush_start(broker_t *b)
     }
     b->b_wcheck.data = b->b_wprepare.data = b->b_poll.data = b;
     b->b_polling = 0;
+    b->b_poll_ok = uv_available_parallelism() > 1;
+    if (b->b_cfg->cfg_busy_poll_us > 0)
+        dcb_log(DCB_LOG_INFO, "busy polling %s (busy_poll_us %u, %u CPUs available)",
+                b->b_poll_ok ? "while events come close together" : "off: one CPU",
+                b->b_cfg->cfg_busy_poll_us, uv_available_parallelism());
     b->b_wflush_open = 1;
     uv_check_start(&b->b_wcheck, flush_check_cb);
     uv_prepare_start(&b->b_wprepare, flush_prepare_cb);
