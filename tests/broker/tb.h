@@ -72,6 +72,8 @@ int tb_log_count(tb_broker_t *b, const char *text);
 long tb_log_find(tb_broker_t *b, const char *text);
 void tb_log_dump(tb_broker_t *b);
 void tb_write_file(const char *path, const char *text);
+/* The whole file, NUL-terminated (malloc'd), or NULL. */
+char *tb_read_file(const char *path);
 
 /* ---- a fake shim connection ------------------------------------------------- */
 

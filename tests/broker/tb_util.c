@@ -201,9 +201,9 @@ int tb_broker_stop(tb_broker_t *b)
     return status;
 }
 
-static char *read_log(tb_broker_t *b)
+char *tb_read_file(const char *path)
 {
-    FILE *f = fopen(b->tb_log, "rb");
+    FILE *f = fopen(path, "rb");
     char *text;
     long n;
 
@@ -212,6 +212,8 @@ static char *read_log(tb_broker_t *b)
     fseek(f, 0, SEEK_END);
     n = ftell(f);
     fseek(f, 0, SEEK_SET);
+    if (n < 0)
+        n = 0;
     text = malloc((size_t)n + 1);
     if (text != NULL) {
         n = (long)fread(text, 1, (size_t)n, f);
@@ -219,6 +221,11 @@ static char *read_log(tb_broker_t *b)
     }
     fclose(f);
     return text;
+}
+
+static char *read_log(tb_broker_t *b)
+{
+    return tb_read_file(b->tb_log);
 }
 
 long tb_log_find(tb_broker_t *b, const char *text)

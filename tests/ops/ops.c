@@ -81,26 +81,6 @@ const char *ops_native(const char *path)
     return b;
 }
 
-char *ops_read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *text;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    text = malloc((size_t)(n < 0 ? 0 : n) + 1);
-    if (text != NULL) {
-        n = (long)fread(text, 1, (size_t)(n < 0 ? 0 : n), f);
-        text[n] = '\0';
-    }
-    fclose(f);
-    return text;
-}
-
 int ops_write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -691,9 +671,9 @@ int ops_dcbctl_as(int uid, const char *endpoint, const char *const *args, char *
     status = p.pr_signal != 0 ? 128 + p.pr_signal : (int)p.pr_status;
     ops_proc_release(&p);
     if (out != NULL)
-        *out = ops_read_file(outp);
+        *out = tb_read_file(outp);
     if (err != NULL)
-        *err = ops_read_file(errp);
+        *err = tb_read_file(errp);
     remove(outp);
     remove(errp);
     return status;
@@ -748,7 +728,7 @@ cJSON *ops_sim_finish(ops_proc_t *p, int timeout_ms)
         fprintf(stderr, "ops: dcb-sim did not finish within %d ms; killing it\n", timeout_ms);
     ops_proc_release(p);
     if (p->pr_status != 0 || p->pr_signal != 0) {
-        char *e = ops_read_file(p->pr_err);
+        char *e = tb_read_file(p->pr_err);
         size_t len = e != NULL ? strlen(e) : 0;
         fprintf(stderr, "ops: dcb-sim exit %lld signal %d; stderr (end):\n%s\n",
                 (long long)p->pr_status, p->pr_signal,
@@ -757,7 +737,7 @@ cJSON *ops_sim_finish(ops_proc_t *p, int timeout_ms)
                              : e);
         free(e);
     }
-    text = ops_read_file(p->pr_out);
+    text = tb_read_file(p->pr_out);
     j = text != NULL ? cJSON_Parse(text) : NULL;
     free(text);
     return j;

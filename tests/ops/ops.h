@@ -37,7 +37,6 @@ const char *ops_scratch(const char *test);
 const char *ops_path(const char *dir, const char *name);
 /* The form a child process needs (Z:\... under Wine). */
 const char *ops_native(const char *path);
-char *ops_read_file(const char *path);
 int ops_write_file(const char *path, const char *text);
 /*
  * Puts a copy of src at dst the way an administrator replaces a DLL that

@@ -1508,7 +1508,7 @@ static int ordercheck_totals(const char *dir, const char *prefix, long *packets,
         long p = 0, v = 0, o = 0;
         if (strstr(files[i], ".tmp") != NULL)
             continue;
-        text = ops_read_file(ops_path(dir, files[i]));
+        text = tb_read_file(ops_path(dir, files[i]));
         if (text != NULL &&
             sscanf(text, "packets=%ld violations=%ld outstanding=%ld", &p, &v, &o) == 3) {
             *packets += p;
