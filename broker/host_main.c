@@ -52,7 +52,11 @@
 #define HOST_WATCH_MS 1u /* the watcher's period and patience (Windows: a timer tick, ~16 ms) */
 #define HOST_WATCH_IDLE_NS 100000000u /* the watcher sleeps after 100 ms without events */
 #define HOST_OUT_FLUSH 32768u         /* results held back at most (bytes) */
-#define HOST_OUT_DELAY_NS 50000u      /* ... and for at most this long */
+#define HOST_OUT_DELAY_NS 50000u
+#define HOST_PASS_MAX 8u /* times a notification at the head may be passed over */
+#define HOST_STOP_WAIT_MS                                                                          \
+    1000u /* at the end, how long STOP waits for calls in progress */ /* ... and for at most this  \
+                                                                         long */
 
 typedef struct host_worker {
     dcb_thread_t w_thread;
@@ -81,6 +85,9 @@ static struct {
     size_t rpos; /* first unconsumed byte */
     size_t rlen; /* bytes in rbuf */
     size_t rcap;
+    unsigned head_passed; /* frames taken before the one at rpos */
+    unsigned nactive;     /* workers still in worker_main (lock) */
+    dcb_cond_t done;      /* signalled when one leaves */
     /* Encoded results not yet written (wlock). */
     dcb_mutex_t wlock;
     uint8_t *obuf;
@@ -94,10 +101,13 @@ static struct {
     int started; /* the plugin has had START and no STOP since (under state_lock) */
 } g;
 
+static void out_flush(void);
+
 static void fatal_protocol(const char *what, int rc)
 {
     dcb_log(DCB_LOG_ERROR, "protocol violation from the broker: %s (%s); exiting", what,
             dcb_proto_strerror(rc));
+    out_flush(); /* the results of the frames before it */
     hostio_exit(3);
 }
 
@@ -180,6 +190,8 @@ static size_t frame_at(size_t pos, uint8_t *type)
 
     if (rc == DCB_E_TRUNCATED)
         return 0;
+    if (rc != 0 && pos != g.rpos)
+        return 0; /* looking ahead: the frames before it are served first */
     if (rc != 0)
         fatal_protocol("bad frame header", rc);
     if (have < DCB_FRAME_HEADER_SIZE + (size_t)hdr.length)
@@ -209,8 +221,12 @@ static int frame_packet_note(uint8_t type)
  * of packet notifications with a frame a server thread waits for right
  * behind it — that one goes first. Safe, because the broker never has two
  * hooks of one packet at one plugin at a time (PROTOCOL.md), so frames
- * buffered together belong to different packets; nothing moves past any
- * other kind of frame (control codes keep their place).
+ * buffered together belong to different packets; nothing is taken before
+ * any other kind of frame ahead of it (a control code is taken before the
+ * packets sent after it; with several threads their calls may still
+ * overlap, as the server's would). A notification at the head is passed
+ * over at most HOST_PASS_MAX times, so a stream of requests cannot starve
+ * it (and with it its packet's next hook).
  */
 static size_t pick_frame(size_t *at)
 {
@@ -219,7 +235,7 @@ static size_t pick_frame(size_t *at)
 
     first = frame_at(pos, &type);
     *at = pos;
-    if (first == 0 || !frame_packet_note(type))
+    if (first == 0 || !frame_packet_note(type) || g.head_passed >= HOST_PASS_MAX)
         return first;
     pos += first;
     for (unsigned n = 0; n < 64 && (len = frame_at(pos, &type)) > 0; n++, pos += len) {
@@ -269,6 +285,7 @@ static size_t take_frame(host_worker_t *w)
 
         if (len > 0) {
             memcpy(w->w_frame, g.rbuf + at, len);
+            g.head_passed = at == g.rpos ? 0 : g.head_passed + 1;
             /* Close the gap: what was ahead of it moves up behind it. */
             memmove(g.rbuf + g.rpos + len, g.rbuf + g.rpos, at - g.rpos);
             g.rpos += len;
@@ -659,6 +676,8 @@ static void worker_main(void *arg)
             dcb_mutex_lock(&g.lock);
         }
     }
+    g.nactive--;
+    dcb_cond_broadcast(&g.done);
     dcb_mutex_unlock(&g.lock);
 }
 
@@ -734,6 +753,7 @@ int host_main(int argc, char **argv)
     }
     dcb_mutex_init(&g.lock);
     dcb_cond_init(&g.follow);
+    dcb_cond_init(&g.done);
     dcb_mutex_init(&g.wlock);
     dcb_mutex_init(&g.state_lock);
     memset(guard_pattern, HOST_GUARD_BYTE, sizeof(guard_pattern));
@@ -821,14 +841,29 @@ int host_main(int argc, char **argv)
         if (workers == NULL)
             threads = 1;
     }
+    g.nactive = 1; /* this thread */
     for (uint32_t i = 0; i + 1 < threads; i++) {
+        dcb_mutex_lock(&g.lock);
+        g.nactive++;
+        dcb_mutex_unlock(&g.lock);
         if (worker_init(&workers[i]) != 0 ||
             dcb_thread_create(&workers[i].w_thread, worker_main, &workers[i]) != 0) {
+            dcb_mutex_lock(&g.lock);
+            g.nactive--;
+            dcb_mutex_unlock(&g.lock);
             dcb_log(DCB_LOG_WARN, "could start only %u of %u threads", i + 1, threads);
             break;
         }
     }
     worker_main(&first);
+    /* Calls still in progress finish first (a stuck one is not waited for long). */
+    {
+        uint64_t end = dcb_now_ns() + HOST_STOP_WAIT_MS * 1000000ull;
+        dcb_mutex_lock(&g.lock);
+        while (g.nactive > 0 && dcb_now_ns() < end)
+            dcb_cond_timedwait(&g.done, &g.lock, 10);
+        dcb_mutex_unlock(&g.lock);
+    }
 
     /* 4. The channel closed (worker_main returns only then): stop the plugin as the server would,
      * and go. */

@@ -1088,6 +1088,67 @@ static void test_bad_magic_exits(void **state)
  * host's watcher has gone to sleep (100 ms without events). The plugin is
  * not called.
  */
+/*
+ * A notification at the head is passed over by requests read with it, but
+ * only so often (HOST_PASS_MAX, 8): a stream of requests cannot starve it.
+ */
+static void test_notification_not_starved(void **state)
+{
+    static th_host_t h;
+    th_batch_t b = {0};
+    char want[4096];
+    size_t used = 0;
+
+    (void)state;
+    start(&h, "nostarve", 1);
+    add_pktdrop(&h, &b, 1, 101);
+    for (uint32_t n = 2; n <= 20; n++)
+        add_newpkt(&h, &b, n);
+    send_batch(&h, &b);
+    batch_free(&b);
+    wait_results(&h);
+    for (uint32_t k = 1; k <= 19; k++) {
+        if (k == 9)
+            used += (size_t)snprintf(want + used, sizeof(want) - used,
+                                     "pktdrop id=101 code=0xb ip=10.0.0.1\n");
+        used += (size_t)snprintf(want + used, sizeof(want) - used,
+                                 "newpkt id=%u size=300 ip=10.0.0.%u\n", k, k + 1);
+    }
+    expect_calls(&h, want);
+    check_all_answered(&h, 0xF00D0007u);
+    finish(&h);
+}
+
+/* A bad frame read together with good ones ahead of it: those are served and answered first. */
+static void test_bad_frame_after_good(void **state)
+{
+    static th_host_t h;
+    th_batch_t b = {0};
+    uint64_t good, bad;
+    size_t at;
+    int64_t status;
+
+    (void)state;
+    start(&h, "badafter", 1);
+    good = add_newpkt(&h, &b, 11);
+    at = b.b_len;
+    bad = add_newpkt(&h, &b, 12);
+    b.b_buf[at] = 'X'; /* the second frame's magic: "XC" */
+    send_batch(&h, &b);
+    batch_free(&b);
+    status = wait_exit(&h);
+    if (status != 3) {
+        dump(&h);
+        fail_msg("exit status %lld, not 3", (long long)status);
+    }
+    expect_calls(&h, "newpkt id=1 size=300 ip=10.0.0.11\n");
+    assert_int_equal(h.h_nrecs, 2); /* HostLoaded, and the good NewPkt's result */
+    assert_int_equal(h.h_recs[1].r_type, DCB__FRAME_TYPE__FT_HOST_RESULT);
+    assert_true(h.h_recs[1].r_id == good && good != bad);
+    remove(h.h_calllog);
+    cleanup(&h);
+}
+
 static void test_ping_pong_idle(void **state)
 {
     static th_host_t h;
@@ -1115,6 +1176,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_batch_four_threads, teardown),
         cmocka_unit_test_teardown(test_bad_magic_exits, teardown),
         cmocka_unit_test_teardown(test_ping_pong_idle, teardown),
+        cmocka_unit_test_teardown(test_notification_not_starved, teardown),
+        cmocka_unit_test_teardown(test_bad_frame_after_good, teardown),
     };
 
     if (argc > 1)
