@@ -58,6 +58,21 @@ void tb_plugin(const char *name, char *out, size_t n);
  * it accepts connections. Returns 0 or -1.
  */
 int tb_broker_start(tb_broker_t *b, const char *test, const char *config, const char *const *args);
+/*
+ * Starts argv[0] (argv NULL-terminated, argv[0] the executable) as b's
+ * process, on a fresh b->tb_loop: stdin ignored, stdout and stderr both into
+ * b->tb_log (truncated first), no console window. Sets tb_running (also when
+ * the spawn fails, so tb_broker_release closes the handle), and tb_exited,
+ * tb_status and tb_signal when it exits (at once when it could not start).
+ * Returns 0, or -1 with one line on stderr.
+ */
+int tb_spawn_logged(tb_broker_t *b, const char *const *argv);
+/* Closes b's process handle and loop (once it exited or was killed); no-op when not running. */
+void tb_broker_release(tb_broker_t *b);
+/* Opens path for writing, created (0644) or truncated: an fd, or a negative libuv error. */
+int tb_open_trunc(const char *path);
+/* Closes an fd from tb_open_trunc; a negative one is ignored. */
+void tb_close_fd(int fd);
 /* Runs the broker to completion (for --check-config); returns its exit status. */
 int tb_broker_run(tb_broker_t *b, const char *test, const char *config_file,
                   const char *const *args, int timeout_ms);

@@ -58,19 +58,67 @@ static void exit_cb(uv_process_t *proc, int64_t status, int sig)
     b->tb_signal = sig;
 }
 
-static void closed_cb(uv_handle_t *h)
+int tb_open_trunc(const char *path)
 {
-    (void)h;
+    uv_fs_t req;
+    int fd =
+        uv_fs_open(NULL, &req, path, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, 0644, NULL);
+
+    uv_fs_req_cleanup(&req);
+    return fd;
+}
+
+void tb_close_fd(int fd)
+{
+    uv_fs_t req;
+
+    if (fd < 0)
+        return;
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+}
+
+int tb_spawn_logged(tb_broker_t *b, const char *const *argv)
+{
+    uv_process_options_t opt;
+    uv_stdio_container_t stdio[3];
+    int fd = tb_open_trunc(b->tb_log), rc;
+
+    if (fd < 0) {
+        fprintf(stderr, "tb: cannot open the log %s: %s\n", b->tb_log, uv_strerror(fd));
+        return -1;
+    }
+    uv_loop_init(&b->tb_loop);
+    memset(&opt, 0, sizeof(opt));
+    memset(stdio, 0, sizeof(stdio));
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = fd;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = fd;
+    opt.file = argv[0];
+    opt.args = (char **)argv;
+    opt.stdio = stdio;
+    opt.stdio_count = 3;
+    opt.exit_cb = exit_cb;
+    opt.flags = UV_PROCESS_WINDOWS_HIDE;
+    b->tb_proc.data = b;
+    rc = uv_spawn(&b->tb_loop, &b->tb_proc, &opt);
+    tb_close_fd(fd);
+    b->tb_running = 1;
+    if (rc != 0) {
+        fprintf(stderr, "tb: cannot start %s: %s\n", argv[0], uv_strerror(rc));
+        b->tb_exited = 1;
+        return -1;
+    }
+    return 0;
 }
 
 static int spawn(tb_broker_t *b, const char *test, const char *config_file, const char *const *args)
 {
-    uv_process_options_t opt;
-    uv_stdio_container_t stdio[3];
-    uv_fs_t req;
     char exe[1024];
     const char *argv[32];
-    int n = 0, fd, rc;
+    int n = 0;
 
     snprintf(b->tb_log, sizeof(b->tb_log), "tb-%s-%u.log", test, dcb_getpid());
     tb_bin("dcb-broker", exe, sizeof(exe));
@@ -86,43 +134,14 @@ static int spawn(tb_broker_t *b, const char *test, const char *config_file, cons
     for (int i = 0; args != NULL && args[i] != NULL && n < 30; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    fd = uv_fs_open(NULL, &req, b->tb_log, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, 0644,
-                    NULL);
-    uv_fs_req_cleanup(&req);
-    if (fd < 0)
-        return -1;
-    uv_loop_init(&b->tb_loop);
-    memset(&opt, 0, sizeof(opt));
-    memset(stdio, 0, sizeof(stdio));
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = fd;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = fd;
-    opt.file = exe;
-    opt.args = (char **)argv;
-    opt.stdio = stdio;
-    opt.stdio_count = 3;
-    opt.exit_cb = exit_cb;
-    opt.flags = UV_PROCESS_WINDOWS_HIDE;
-    b->tb_proc.data = b;
-    rc = uv_spawn(&b->tb_loop, &b->tb_proc, &opt);
-    uv_fs_close(NULL, &req, fd, NULL);
-    uv_fs_req_cleanup(&req);
-    b->tb_running = 1;
-    if (rc != 0) {
-        fprintf(stderr, "tb: cannot start %s: %s\n", exe, uv_strerror(rc));
-        b->tb_exited = 1;
-        return -1;
-    }
-    return 0;
+    return tb_spawn_logged(b, argv);
 }
 
-static void finish(tb_broker_t *b)
+void tb_broker_release(tb_broker_t *b)
 {
     if (!b->tb_running)
         return;
-    uv_close((uv_handle_t *)&b->tb_proc, closed_cb);
+    uv_close((uv_handle_t *)&b->tb_proc, NULL);
     uv_run(&b->tb_loop, UV_RUN_DEFAULT);
     uv_loop_close(&b->tb_loop);
     b->tb_running = 0;
@@ -172,10 +191,10 @@ int tb_broker_run(tb_broker_t *b, const char *test, const char *config_file,
     if (!wait_exit(b, timeout_ms)) {
         uv_process_kill(&b->tb_proc, SIGKILL);
         wait_exit(b, 5000);
-        finish(b);
+        tb_broker_release(b);
         return -1;
     }
-    finish(b);
+    tb_broker_release(b);
     return (int)b->tb_status;
 }
 
@@ -191,12 +210,12 @@ int tb_broker_stop(tb_broker_t *b)
         fprintf(stderr, "tb: the broker did not stop; killing it\n");
         uv_process_kill(&b->tb_proc, SIGKILL);
         wait_exit(b, 5000);
-        finish(b);
+        tb_broker_release(b);
         tb_pipe_cleanup(b->tb_pipe);
         return -1;
     }
     status = b->tb_signal != 0 ? 128 + b->tb_signal : (int)b->tb_status;
-    finish(b);
+    tb_broker_release(b);
     tb_pipe_cleanup(b->tb_pipe);
     return status;
 }

@@ -237,51 +237,6 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int sig)
     p->p_signal = sig;
 }
 
-/* The current environment, minus the keys extra sets, plus extra. */
-static char **make_env(const char *const *extra)
-{
-    uv_env_item_t *items;
-    int n;
-    if (uv_os_environ(&items, &n) != 0)
-        return NULL;
-    size_t ne = 0;
-    while (extra != NULL && extra[ne] != NULL)
-        ne++;
-    char **env = calloc((size_t)n + ne + 1, sizeof(char *));
-    size_t k = 0;
-    for (int i = 0; i < n; i++) {
-        size_t nl = strlen(items[i].name);
-        int skip = 0;
-        for (size_t j = 0; j < ne; j++)
-            if (strncmp(extra[j], items[i].name, nl) == 0 && extra[j][nl] == '=')
-                skip = 1;
-        if (!skip)
-            env[k++] = e2e_fmt("%s=%s", items[i].name, items[i].value);
-    }
-    for (size_t j = 0; j < ne; j++)
-        env[k++] = e2e_fmt("%s", extra[j]);
-    uv_os_free_environ(items, n);
-    return env;
-}
-
-static int open_out(const char *path)
-{
-    uv_fs_t req;
-    int fd =
-        uv_fs_open(NULL, &req, path, UV_FS_O_CREAT | UV_FS_O_TRUNC | UV_FS_O_WRONLY, 0644, NULL);
-    uv_fs_req_cleanup(&req);
-    return fd;
-}
-
-static void close_fd(int fd)
-{
-    uv_fs_t req;
-    if (fd < 0)
-        return;
-    uv_fs_close(NULL, &req, fd, NULL);
-    uv_fs_req_cleanup(&req);
-}
-
 int e2e_spawn(e2e_proc_t *p, const char *exe, const char *const *args, const char *const *env,
               const char *out_path, const char *err_path)
 {
@@ -295,8 +250,8 @@ int e2e_spawn(e2e_proc_t *p, const char *exe, const char *const *args, const cha
     argv[0] = (char *)(uintptr_t)exe;
     for (size_t i = 0; i < na; i++)
         argv[i + 1] = (char *)(uintptr_t)args[i];
-    char **envp = make_env(env);
-    int ofd = open_out(out_path), efd = open_out(err_path);
+    char **envp = st_make_env(env);
+    int ofd = st_open_out(out_path), efd = st_open_out(err_path);
     uv_stdio_container_t stdio[3];
     memset(stdio, 0, sizeof(stdio));
     stdio[0].flags = UV_IGNORE;
@@ -316,11 +271,9 @@ int e2e_spawn(e2e_proc_t *p, const char *exe, const char *const *args, const cha
     uv_loop_init(&p->p_loop);
     p->p_proc.data = p;
     int rc = ofd < 0 || efd < 0 ? UV_EIO : uv_spawn(&p->p_loop, &p->p_proc, &opt);
-    close_fd(ofd);
-    close_fd(efd);
-    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
-        free(envp[i]);
-    free(envp);
+    st_close_fd(ofd);
+    st_close_fd(efd);
+    st_free_env(envp);
     free(argv);
     if (rc != 0) {
         fprintf(stderr, "e2e: cannot start %s: %s\n", exe, uv_strerror(rc));

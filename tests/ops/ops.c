@@ -155,26 +155,6 @@ static void proc_exit_cb(uv_process_t *proc, int64_t status, int sig)
     p->pr_signal = sig;
 }
 
-static int open_out(const char *path)
-{
-    uv_fs_t req;
-    int fd =
-        uv_fs_open(NULL, &req, path, UV_FS_O_CREAT | UV_FS_O_TRUNC | UV_FS_O_WRONLY, 0644, NULL);
-
-    uv_fs_req_cleanup(&req);
-    return fd;
-}
-
-static void close_fd(int fd)
-{
-    uv_fs_t req;
-
-    if (fd < 0)
-        return;
-    uv_fs_close(NULL, &req, fd, NULL);
-    uv_fs_req_cleanup(&req);
-}
-
 int ops_spawn(ops_proc_t *p, const char *exe, const char *const *args, const char *out_path,
               const char *err_path)
 {
@@ -196,8 +176,8 @@ int ops_spawn_as(ops_proc_t *p, const char *exe, const char *const *args, const 
     for (int i = 0; args != NULL && args[i] != NULL && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    ofd = open_out(out_path);
-    efd = open_out(err_path);
+    ofd = tb_open_trunc(out_path);
+    efd = tb_open_trunc(err_path);
     memset(&opt, 0, sizeof(opt));
     memset(stdio, 0, sizeof(stdio));
     stdio[0].flags = UV_IGNORE;
@@ -219,8 +199,8 @@ int ops_spawn_as(ops_proc_t *p, const char *exe, const char *const *args, const 
     uv_loop_init(&p->pr_loop);
     p->pr_proc.data = p;
     rc = ofd < 0 || efd < 0 ? UV_EIO : uv_spawn(&p->pr_loop, &p->pr_proc, &opt);
-    close_fd(ofd);
-    close_fd(efd);
+    tb_close_fd(ofd);
+    tb_close_fd(efd);
     if (rc != 0) {
         fprintf(stderr, "ops: cannot start %s: %s\n", exe, uv_strerror(rc));
         if (ofd >= 0 && efd >= 0)
@@ -322,33 +302,16 @@ void ops_broker_kill(ops_broker_t *b)
     }
 }
 
-static void restart_exit_cb(uv_process_t *proc, int64_t status, int sig)
-{
-    tb_broker_t *t = proc->data;
-
-    t->tb_exited = 1;
-    t->tb_status = status;
-    t->tb_signal = sig;
-}
-
 int ops_broker_restart(ops_broker_t *b)
 {
     tb_broker_t *t = &b->ob_tb;
-    uv_process_options_t opt;
-    uv_stdio_container_t stdio[3];
     const char *argv[12];
     char exe[1024], log[512];
     tb_pipe_t *probe;
-    int n = 0, fd, rc;
-    uv_fs_t req;
+    int n = 0;
 
     /* Release the dead one's handles (its exit was seen by ops_broker_kill). */
-    if (t->tb_running) {
-        uv_close((uv_handle_t *)&t->tb_proc, NULL);
-        uv_run(&t->tb_loop, UV_RUN_DEFAULT);
-        uv_loop_close(&t->tb_loop);
-        t->tb_running = 0;
-    }
+    tb_broker_release(t);
     t->tb_exited = 0;
     t->tb_status = 0;
     t->tb_signal = 0;
@@ -365,33 +328,8 @@ int ops_broker_restart(ops_broker_t *b)
     argv[n++] = "--control";
     argv[n++] = b->ob_ctl;
     argv[n] = NULL;
-    fd = uv_fs_open(NULL, &req, t->tb_log, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, 0644,
-                    NULL);
-    uv_fs_req_cleanup(&req);
-    if (fd < 0)
+    if (tb_spawn_logged(t, argv) != 0)
         return -1;
-    uv_loop_init(&t->tb_loop);
-    memset(&opt, 0, sizeof(opt));
-    memset(stdio, 0, sizeof(stdio));
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = fd;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = fd;
-    opt.file = exe;
-    opt.args = (char **)argv;
-    opt.stdio = stdio;
-    opt.stdio_count = 3;
-    opt.exit_cb = restart_exit_cb;
-    opt.flags = UV_PROCESS_WINDOWS_HIDE;
-    t->tb_proc.data = t;
-    rc = uv_spawn(&t->tb_loop, &t->tb_proc, &opt);
-    close_fd(fd);
-    t->tb_running = 1;
-    if (rc != 0) {
-        t->tb_exited = 1;
-        return -1;
-    }
     probe = tb_pipe_connect(t->tb_pipe, 20000);
     if (probe == NULL)
         return -1;

@@ -21,30 +21,12 @@ const char *sec_fmt(const char *fmt, ...)
     return out;
 }
 
-static void exit_cb(uv_process_t *proc, int64_t status, int sig)
-{
-    tb_broker_t *b = proc->data;
-
-    b->tb_exited = 1;
-    b->tb_status = status;
-    b->tb_signal = sig;
-}
-
-static void closed_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
 static int spawn(tb_broker_t *b, const char *test, const char *pipe, const char *ctl,
                  const char *broker_keys, const char *sections)
 {
-    uv_process_options_t opt;
-    uv_stdio_container_t stdio[3];
-    uv_fs_t req;
     char exe[1024], cfg_native[1024];
     const char *argv[4];
     FILE *f;
-    int fd, rc;
 
     memset(b, 0, sizeof(*b));
     snprintf(b->tb_pipe, sizeof(b->tb_pipe), "%s", pipe);
@@ -62,36 +44,7 @@ static int spawn(tb_broker_t *b, const char *test, const char *pipe, const char 
     argv[1] = "--config";
     argv[2] = cfg_native;
     argv[3] = NULL;
-    fd = uv_fs_open(NULL, &req, b->tb_log, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, 0644,
-                    NULL);
-    uv_fs_req_cleanup(&req);
-    if (fd < 0)
-        return -1;
-    uv_loop_init(&b->tb_loop);
-    memset(&opt, 0, sizeof(opt));
-    memset(stdio, 0, sizeof(stdio));
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = fd;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = fd;
-    opt.file = exe;
-    opt.args = (char **)argv;
-    opt.stdio = stdio;
-    opt.stdio_count = 3;
-    opt.exit_cb = exit_cb;
-    opt.flags = UV_PROCESS_WINDOWS_HIDE;
-    b->tb_proc.data = b;
-    rc = uv_spawn(&b->tb_loop, &b->tb_proc, &opt);
-    uv_fs_close(NULL, &req, fd, NULL);
-    uv_fs_req_cleanup(&req);
-    b->tb_running = 1;
-    if (rc != 0) {
-        fprintf(stderr, "sec: cannot start %s: %s\n", exe, uv_strerror(rc));
-        b->tb_exited = 1;
-        return -1;
-    }
-    return 0;
+    return tb_spawn_logged(b, argv);
 }
 
 int sec_broker_alive(tb_broker_t *b)
@@ -141,9 +94,6 @@ int sec_broker_run(tb_broker_t *b, const char *test, const char *pipe, const cha
     } else {
         status = b->tb_signal != 0 ? 128 + b->tb_signal : (int)b->tb_status;
     }
-    uv_close((uv_handle_t *)&b->tb_proc, closed_cb);
-    uv_run(&b->tb_loop, UV_RUN_DEFAULT);
-    uv_loop_close(&b->tb_loop);
-    b->tb_running = 0;
+    tb_broker_release(b);
     return status;
 }

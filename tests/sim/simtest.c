@@ -179,7 +179,7 @@ static void on_timeout(uv_timer_t *t)
     uv_process_kill(&c->sc_proc, 9 /* SIGKILL; TerminateProcess on Windows */);
 }
 
-static int open_out(const char *path)
+int st_open_out(const char *path)
 {
     uv_fs_t req;
     int fd =
@@ -188,15 +188,16 @@ static int open_out(const char *path)
     return fd;
 }
 
-static void close_fd(int fd)
+void st_close_fd(int fd)
 {
     uv_fs_t req;
+    if (fd < 0)
+        return;
     uv_fs_close(NULL, &req, fd, NULL);
     uv_fs_req_cleanup(&req);
 }
 
-/* The current environment, minus keys the extras override, plus the extras. */
-static char **make_env(const char *const *extra)
+char **st_make_env(const char *const *extra)
 {
     uv_env_item_t *items;
     int n;
@@ -228,6 +229,13 @@ static char **make_env(const char *const *extra)
     return env;
 }
 
+void st_free_env(char **env)
+{
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        free(env[i]);
+    free(env);
+}
+
 int st_run_sim(const char *const *args, const char *const *env, int timeout_ms, st_result_t *r)
 {
     static unsigned seq;
@@ -246,14 +254,14 @@ int st_run_sim(const char *const *args, const char *const *env, int timeout_ms, 
     argv[0] = exe;
     for (size_t i = 0; i < na; i++)
         argv[i + 1] = (char *)(uintptr_t)args[i];
-    char **envp = make_env(env);
+    char **envp = st_make_env(env);
 
     uv_loop_t loop;
     uv_loop_init(&loop);
     spawn_ctx_t c;
     memset(&c, 0, sizeof(c));
     c.sc_res = r;
-    int ofd = open_out(out_path), efd = open_out(err_path);
+    int ofd = st_open_out(out_path), efd = st_open_out(err_path);
     uv_stdio_container_t stdio[3];
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_INHERIT_FD;
@@ -281,11 +289,9 @@ int st_run_sim(const char *const *args, const char *const *env, int timeout_ms, 
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    close_fd(ofd);
-    close_fd(efd);
-    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
-        free(envp[i]);
-    free(envp);
+    st_close_fd(ofd);
+    st_close_fd(efd);
+    st_free_env(envp);
     free(argv);
     r->r_out = st_read_file(out_path, NULL);
     r->r_err = st_read_file(err_path, NULL);

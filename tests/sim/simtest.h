@@ -40,6 +40,18 @@ void st_result_free(st_result_t *r);
 /* Whether the child ended by a crash (signal, sanitizer abort, NTSTATUS). */
 int st_crashed(const st_result_t *r);
 
+/* Opens path for a child's stdout or stderr (created or truncated): an fd, or < 0. */
+int st_open_out(const char *path);
+/* Closes an fd from st_open_out; a negative one is ignored. */
+void st_close_fd(int fd);
+/*
+ * A child's environment: the current one, minus the keys that extra
+ * ("KEY=VALUE", NULL-terminated, may be NULL) sets, plus extra. NULL when
+ * the environment cannot be read; free it with st_free_env.
+ */
+char **st_make_env(const char *const *extra);
+void st_free_env(char **env);
+
 char *st_read_file(const char *path, size_t *len);
 int st_write_file(const char *path, const void *data, size_t len);
 int st_file_exists(const char *path);
