@@ -726,7 +726,7 @@ int host_main(int argc, char **argv)
     Dcb__HostLoad *load;
     LPDHCP_ENTRY_POINT_FUNC entry;
     dcb_msg_t msg;
-    uint32_t memory_mb = 0, threads;
+    uint32_t memory_mb = 0, threads, broker_pid = 0;
     sandbox_opts_t sbx = {0, 0, NULL, NULL};
     char err[512] = "", sbx_err[400];
     dcb_dl_t *dl;
@@ -741,10 +741,13 @@ int host_main(int argc, char **argv)
             sbx.so_user = argv[++i];
         else if (strcmp(argv[i], "--write-paths") == 0 && i + 1 < argc)
             sbx.so_write_paths = argv[++i];
+        else if (strcmp(argv[i], "--broker-pid") == 0 && i + 1 < argc)
+            broker_pid = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--plugin-name") == 0 && i + 1 < argc)
             snprintf(g.plugin, sizeof(g.plugin), "%s", argv[++i]);
     }
     sandbox_host_early();
+    sandbox_host_tie(broker_pid);
     rc = hostio_adopt();
     if (rc != 0) {
         dcb_log(DCB_LOG_ERROR, "no channel on stdio slot 3 (%d): --host is for the broker only",

@@ -167,8 +167,8 @@ int hostproc_spawn(host_t *h)
     char *write_paths = pc != NULL && pc->pc_write_paths != NULL
                             ? pc->pc_write_paths
                             : b->b_cfg->cfg_defaults.pc_write_paths;
-    char mem[16], err[160];
-    char *args[12];
+    char mem[16], pid[16], err[160];
+    char *args[16];
     int n = 0, rc;
 
     for (int i = 0; i < 2; i++) {
@@ -194,6 +194,9 @@ int hostproc_spawn(host_t *h)
     args[n++] = p->p_name;
     args[n++] = "--memory-mb";
     args[n++] = mem;
+    snprintf(pid, sizeof(pid), "%u", dcb_getpid());
+    args[n++] = "--broker-pid";
+    args[n++] = pid;
     /* The host applies its own sandbox (sandbox_host_limits) before it loads the DLL. */
     if (b->b_cfg->cfg_host_user != NULL) {
         args[n++] = "--host-user";

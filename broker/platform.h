@@ -49,6 +49,14 @@ typedef struct sandbox_opts {
 /* First thing in the host role: no new privileges, die with the parent, no core files. */
 void sandbox_host_early(void);
 /*
+ * Ends the host when the broker (broker_pid, 0: not given) is gone, on any
+ * platform and whatever the job object does: Linux checks that the broker
+ * is still the parent (the death signal covers later); Windows waits on the
+ * broker's process on a thread of its own (Wine, for one, does not always
+ * end a job's processes with its owner).
+ */
+void sandbox_host_tie(uint32_t broker_pid);
+/*
  * Right before the DLL is loaded: resource limits and confinement (Linux:
  * rlimits, user, Landlock, seccomp; Windows: no privileges, low integrity,
  * mitigation policies). Logs what it did. Returns 0, or -1 with the reason

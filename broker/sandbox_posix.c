@@ -152,6 +152,12 @@ void sandbox_host_early(void)
     setrlimit(RLIMIT_CORE, &core);
 }
 
+void sandbox_host_tie(uint32_t broker_pid)
+{
+    if (broker_pid != 0 && getppid() != (pid_t)broker_pid)
+        _exit(1); /* The broker is already gone. */
+}
+
 /* ---- the SIGSYS reporter -------------------------------------------------------- */
 
 typedef struct sandbox_deny {

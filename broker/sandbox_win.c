@@ -147,6 +147,32 @@ void sandbox_host_early(void)
     SetUnhandledExceptionFilter(crash_filter);
 }
 
+static HANDLE broker_process;
+
+static DWORD WINAPI broker_watch(LPVOID arg)
+{
+    (void)arg;
+    WaitForSingleObject(broker_process, INFINITE);
+    /* No DLL detach (the plugin's code could hang in it): gone at once. */
+    TerminateProcess(GetCurrentProcess(), 1);
+    return 0;
+}
+
+void sandbox_host_tie(uint32_t broker_pid)
+{
+    HANDLE t;
+
+    if (broker_pid == 0)
+        return;
+    /* Only SYNCHRONIZE: enough to wait on, nothing a plugin could use against the broker. */
+    broker_process = OpenProcess(SYNCHRONIZE, FALSE, broker_pid);
+    if (broker_process == NULL)
+        TerminateProcess(GetCurrentProcess(), 1); /* The broker is already gone. */
+    t = CreateThread(NULL, 64 * 1024, broker_watch, NULL, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    if (t != NULL)
+        CloseHandle(t);
+}
+
 /* Removes every privilege but SeChangeNotifyPrivilege (path traversal) for good. */
 static int drop_privileges(HANDLE tok, int *removed, char *err, size_t errlen)
 {

@@ -755,14 +755,16 @@ static int loaded(th_host_t *h, const void *arg)
  * Spawns `dcb-broker --host` as hostproc_spawn does, sends HostLoad for
  * calllog (threads as given, START at load) and waits for HostLoaded.
  */
-static void start(th_host_t *h, const char *test, uint32_t threads)
+/* --broker-pid for the next host started, or NULL. */
+static const char *next_broker_pid;
+
+/* Starts the host with its channel and output pipes; nothing sent yet. */
+static void spawn_host(th_host_t *h, const char *test)
 {
     uv_process_options_t opt;
     uv_stdio_container_t stdio[4];
-    Dcb__HostLoad load = DCB__HOST_LOAD__INIT;
-    th_batch_t b = {0};
-    char exe[1024], dll[1024];
-    char *args[8];
+    char exe[1024];
+    char *args[10];
     char **env;
     int rc;
 
@@ -777,7 +779,6 @@ static void start(th_host_t *h, const char *test, uint32_t threads)
     snprintf(h->h_calllog, sizeof(h->h_calllog), "th-%s-%u.calllog", test, dcb_getpid());
     remove(h->h_calllog);
     tb_bin("dcb-broker", exe, sizeof(exe));
-    tb_plugin("calllog", dll, sizeof(dll));
 
     assert_int_equal(uv_loop_init(&h->h_loop), 0);
     uv_timer_init(&h->h_loop, &h->h_timer);
@@ -799,6 +800,11 @@ static void start(th_host_t *h, const char *test, uint32_t threads)
     args[4] = "--memory-mb";
     args[5] = "256";
     args[6] = NULL;
+    if (next_broker_pid != NULL) {
+        args[6] = "--broker-pid";
+        args[7] = (char *)(uintptr_t)next_broker_pid;
+        args[8] = NULL;
+    }
     env = host_env(h->h_calllog);
     assert_non_null(env);
     memset(&opt, 0, sizeof(opt));
@@ -828,7 +834,16 @@ static void start(th_host_t *h, const char *test, uint32_t threads)
     for (int i = 0; i < 2; i++)
         uv_read_start((uv_stream_t *)&h->h_out[i], out_alloc, out_read);
     uv_read_start((uv_stream_t *)&h->h_chan, chan_alloc, chan_read);
+}
 
+/* HostLoad for calllog; waits for a good HostLoaded. */
+static void load_host(th_host_t *h, uint32_t threads)
+{
+    Dcb__HostLoad load = DCB__HOST_LOAD__INIT;
+    th_batch_t b = {0};
+    char dll[1024];
+
+    tb_plugin("calllog", dll, sizeof(dll));
     load.plugin = "calllog";
     load.dll_path = dll;
     load.generation = 1;
@@ -851,6 +866,12 @@ static void start(th_host_t *h, const char *test, uint32_t threads)
         fail_msg("load failed: %s", h->h_loaded_error);
     }
     assert_int_equal(h->h_loaded_hooks, TH_ALL_HOOKS);
+}
+
+static void start(th_host_t *h, const char *test, uint32_t threads)
+{
+    spawn_host(h, test);
+    load_host(h, threads);
 }
 
 static int gone(th_host_t *h, const void *arg)
@@ -1167,6 +1188,66 @@ static void test_ping_pong_idle(void **state)
     finish(&h);
 }
 
+static void sleeper_exit(uv_process_t *proc, int64_t status, int sig)
+{
+    (void)status;
+    (void)sig;
+    uv_close((uv_handle_t *)proc, NULL);
+}
+
+/*
+ * A host whose broker is gone ends itself, though its channel stays open
+ * (here the test holds the other end): Linux, when the given broker is not
+ * its parent; Windows, when the broker's process ends (Wine does not always
+ * end a job's processes with their owner).
+ */
+static void test_host_ends_with_broker(void **state)
+{
+    static th_host_t h;
+    uv_loop_t sl;
+    uv_process_t sp;
+    uv_process_options_t opt;
+    char self[1024], pid[16];
+    size_t len = sizeof(self);
+    char *args[3];
+    int64_t status;
+
+    (void)state;
+    assert_int_equal(uv_exepath(self, &len), 0);
+    args[0] = self;
+    args[1] = "--sleeper";
+    args[2] = NULL;
+    memset(&opt, 0, sizeof(opt));
+    opt.file = self;
+    opt.args = args;
+    opt.exit_cb = sleeper_exit;
+    opt.flags = UV_PROCESS_WINDOWS_HIDE;
+    assert_int_equal(uv_loop_init(&sl), 0);
+    assert_int_equal(uv_spawn(&sl, &sp, &opt), 0);
+    snprintf(pid, sizeof(pid), "%d", sp.pid);
+    next_broker_pid = pid;
+    spawn_host(&h, "tie");
+    next_broker_pid = NULL;
+#ifdef _WIN32
+    /* The "broker" is alive: the host loads and serves. */
+    load_host(&h, 1);
+    uv_process_kill(&sp, SIGKILL);
+#endif
+    status = wait_exit(&h);
+    if (status != 1) {
+        dump(&h);
+        fail_msg("exit status %lld, not 1", (long long)status);
+    }
+    print_message("the host ended itself (exit 1) while the test still held its channel\n");
+#ifndef _WIN32
+    uv_process_kill(&sp, SIGKILL);
+#endif
+    uv_run(&sl, UV_RUN_DEFAULT);
+    uv_loop_close(&sl);
+    remove(h.h_calllog);
+    cleanup(&h);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1178,8 +1259,13 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_ping_pong_idle, teardown),
         cmocka_unit_test_teardown(test_notification_not_starved, teardown),
         cmocka_unit_test_teardown(test_bad_frame_after_good, teardown),
+        cmocka_unit_test_teardown(test_host_ends_with_broker, teardown),
     };
 
+    if (argc > 1 && strcmp(argv[1], "--sleeper") == 0) {
+        dcb_sleep_ms(60000); /* a stand-in broker for test_host_ends_with_broker */
+        return 0;
+    }
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests_name("broker_host", tests, NULL, NULL) == 0 ? 0 : 1;
