@@ -76,21 +76,6 @@ struct pipesec {
     ps_slot_t ps_slots[PIPESEC_SLOTS];
 };
 
-static wchar_t *to_wide(const char *s)
-{
-    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
-    wchar_t *w;
-
-    if (n <= 0)
-        return NULL;
-    w = malloc((size_t)n * sizeof(*w));
-    if (w != NULL && MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n) <= 0) {
-        free(w);
-        w = NULL;
-    }
-    return w;
-}
-
 static void drop_instance(HANDLE h)
 {
     DisconnectNamedPipe(h);
@@ -128,7 +113,7 @@ static int own_sid(wchar_t *out, size_t cap)
 static int account_sid(const char *account, wchar_t *out, size_t cap)
 {
     BYTE sid[SECURITY_MAX_SID_SIZE];
-    wchar_t dom[256], *w = to_wide(account), *s = NULL;
+    wchar_t dom[256], *w = dcb_utf8_to_wide(account), *s = NULL;
     DWORD sidlen = sizeof(sid), domlen = 256;
     SID_NAME_USE use;
     PSID p = NULL;
@@ -433,7 +418,7 @@ int pipesec_listen(uv_loop_t *loop, const char *name, pipesec_kind_t kind, const
     InitializeCriticalSection(&ps->ps_lock);
     ps->ps_cb = cb;
     ps->ps_data = data;
-    ps->ps_name = to_wide(name);
+    ps->ps_name = dcb_utf8_to_wide(name);
     if (ps->ps_name == NULL) {
         ps_free(ps);
         return UV_EINVAL;

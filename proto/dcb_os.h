@@ -100,6 +100,11 @@ void dcb_vlog(dcb_log_level_t level, const char *fmt, va_list ap);
 /* Current process id (for logs and status). */
 uint32_t dcb_getpid(void);
 
+#ifdef _WIN32
+/* s (UTF-8) as a malloc'd UTF-16 string, or NULL. */
+wchar_t *dcb_utf8_to_wide(const char *s);
+#endif
+
 #define DCB_OS_ETIMEDOUT (-110)
 #define DCB_OS_EIO (-5)
 #define DCB_OS_ENOMEM (-12)

@@ -145,7 +145,7 @@ int dcb_thread_join(dcb_thread_t t)
     return rc == WAIT_OBJECT_0 ? 0 : DCB_OS_EIO;
 }
 
-static wchar_t *utf8_to_wide(const char *s)
+wchar_t *dcb_utf8_to_wide(const char *s)
 {
     int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
     wchar_t *w;
@@ -162,7 +162,7 @@ static wchar_t *utf8_to_wide(const char *s)
 
 dcb_dl_t *dcb_dl_open(const char *path, char *err, size_t errlen)
 {
-    wchar_t *wpath = utf8_to_wide(path);
+    wchar_t *wpath = dcb_utf8_to_wide(path);
     HMODULE h;
     DWORD code;
 

@@ -21,21 +21,6 @@ struct dcb__tp {
     OVERLAPPED t_ov;
 };
 
-static wchar_t *to_wide(const char *s)
-{
-    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
-    wchar_t *w;
-
-    if (n <= 0)
-        return NULL;
-    w = malloc((size_t)n * sizeof(*w));
-    if (w != NULL && MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n) <= 0) {
-        free(w);
-        w = NULL;
-    }
-    return w;
-}
-
 /* The one place Windows errors become ours. */
 static int map_error(DWORD err)
 {
@@ -156,7 +141,7 @@ static int pipe_server_sid(HANDLE h, PSID buf, DWORD cap, const char **how)
 /* Resolves the configured account ("S-1-..." or a name) to a SID in buf. */
 static int account_sid(const char *account, PSID buf, DWORD cap)
 {
-    wchar_t *w = to_wide(account);
+    wchar_t *w = dcb_utf8_to_wide(account);
     wchar_t dom[256];
     DWORD domlen = 256, len = cap;
     SID_NAME_USE use;
@@ -228,7 +213,7 @@ int dcb__tp_connect(const char *name, const char *account, dcb__tp_t **out)
     int rc;
 
     *out = NULL;
-    wname = to_wide(name);
+    wname = dcb_utf8_to_wide(name);
     if (wname == NULL)
         return DCB_OS_EINVAL;
     /*
