@@ -5,7 +5,7 @@
  *
  *   sandbox_{posix,win}.c   host limits, job objects, memory of a process
  *   hostio_{posix,win}.c    the host role's end of its channel (stdio slot 3)
- *   platform_{posix,win}.c  paths, the event pipe's file, exit descriptions
+ *   platform_{posix,win}.c  paths, exit descriptions
  *
  * Every function that can fail returns 0 or a negative error code.
  */
@@ -86,12 +86,6 @@ void platform_init_process(void);
 int platform_abspath(const char *in, char *out, size_t outlen);
 /* Paths name the same file (case-insensitive on Windows). */
 int platform_path_equal(const char *a, const char *b);
-/*
- * Before binding the event pipe: on Linux create its directory and remove a
- * stale socket file (none answers on it); fails with UV_EADDRINUSE when
- * another broker is listening. Nothing to do on Windows.
- */
-int platform_pipe_prepare(const char *name);
 /* A host exit in words ("exit status 3", "signal 11 (SIGSEGV)", "exception 0xC0000005"). */
 void platform_describe_exit(int64_t status, int term_signal, char *out, size_t outlen);
 

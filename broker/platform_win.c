@@ -1,5 +1,5 @@
 /*
- * platform_win.c — paths, the event pipe and exit descriptions on Windows.
+ * platform_win.c — paths and exit descriptions on Windows.
  */
 #include "platform.h"
 
@@ -35,13 +35,6 @@ int platform_path_equal(const char *a, const char *b)
             return 0;
     }
     return *a == *b;
-}
-
-int platform_pipe_prepare(const char *name)
-{
-    /* Named pipes vanish with their last handle; nothing is left behind to clean. */
-    (void)name;
-    return 0;
 }
 
 void platform_describe_exit(int64_t status, int term_signal, char *out, size_t outlen)
