@@ -42,8 +42,6 @@
 #define BENCH_DIR_MAX 768
 /* Calling threads one NewPkt loop can start (bench_micro_threads). */
 #define BENCH_MAX_CALLERS 16
-/* The broker's busy_poll_us when its configuration does not set it (broker/config.c). */
-#define BENCH_BROKER_BUSY_POLL_DEFAULT 50
 
 /* ---- options and context (main.c) ---------------------------------------- */
 
@@ -90,6 +88,9 @@ typedef struct bench_ctx {
     char c_machine[256]; /* one line about the machine */
     unsigned c_ncpu;
     unsigned c_nsession; /* sessions started so far (names their files) */
+    /* What the first broker said at start about busy polling (-1: nothing yet). */
+    int c_poll_us;     /* its busy_poll_us; 0 when it said nothing (it says nothing at 0) */
+    int c_poll_onecpu; /* it does not poll: one CPU to run on */
     /* The workload's packet sizes (a probe run), for the raw chain and micro loops. */
     double c_newpkt_mean, c_pktsend_mean;
     size_t c_newpkt_frame, c_newpkt_answer; /* bytes on the wire, header included */

@@ -606,6 +606,7 @@ int main(int argc, char **argv)
     rc = rawchain_child(argc, argv);
     if (rc >= 0)
         return rc;
+    c->c_poll_us = -1;
     if (parse_args(argc, argv, &c->c_opt, &keep) != 0) {
         usage(stderr);
         return EXIT_USAGE;

@@ -257,10 +257,13 @@ static void print_compare(FILE *f, const bench_ctx_t *c, const bench_results_t *
     (void)c;
 }
 
-/* The broker's busy_poll_us in every session, and where it came from. */
+/*
+ * The broker's busy_poll_us in every session (as the broker said), and where
+ * it came from; -1 when no broker ran and none was asked for.
+ */
 static int busy_poll_us(const bench_ctx_t *c)
 {
-    return c->c_opt.o_busy_poll_us >= 0 ? c->c_opt.o_busy_poll_us : BENCH_BROKER_BUSY_POLL_DEFAULT;
+    return c->c_poll_us >= 0 ? c->c_poll_us : c->c_opt.o_busy_poll_us;
 }
 
 static const char *busy_poll_source(const bench_ctx_t *c)
@@ -436,7 +439,9 @@ void bench_report_table(FILE *f, const bench_ctx_t *c, const bench_results_t *rs
                 rs->rs_load_start, rs->rs_load_end,
                 rs->rs_load_start > c->c_ncpu ? " (busy: figures disturbed)" : "");
     fprintf(f, "  command   %s\n", rs->rs_command);
-    fprintf(f, "  broker    busy_poll_us %d (%s)\n", busy_poll_us(c), busy_poll_source(c));
+    if (busy_poll_us(c) >= 0)
+        fprintf(f, "  broker    busy_poll_us %d (%s)%s\n", busy_poll_us(c), busy_poll_source(c),
+                c->c_poll_onecpu ? ", not polling: one CPU to run on" : "");
     if (rs->rs_nrun > 0)
         fprintf(f,
                 "  workload  seed %llu, %u clients, %llu packets per configuration (full DHCP "
@@ -584,8 +589,9 @@ char *bench_report_json(const bench_ctx_t *c, const bench_results_t *rs)
     num(root, "load_start", rs->rs_load_start >= 0 ? rs->rs_load_start : NAN);
     num(root, "load_end", rs->rs_load_end >= 0 ? rs->rs_load_end : NAN);
     o = cJSON_AddObjectToObject(root, "broker");
-    num(o, "busy_poll_us", busy_poll_us(c));
+    num(o, "busy_poll_us", busy_poll_us(c) >= 0 ? busy_poll_us(c) : NAN);
     cJSON_AddStringToObject(o, "busy_poll_us_source", busy_poll_source(c));
+    cJSON_AddBoolToObject(o, "busy_poll_one_cpu", c->c_poll_onecpu != 0);
     o = cJSON_AddObjectToObject(root, "workload");
     num(o, "seed", (double)c->c_opt.o_seed);
     num(o, "clients", c->c_opt.o_clients);

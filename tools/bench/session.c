@@ -101,7 +101,7 @@ static int write_config(bench_session_t *s, const bench_ctx_t *c)
                             "control_pipe = %s\n"
                             "log_level = info\n",
                             s->s_pipe, ctl);
-    /* Not set: the broker's own default applies (BENCH_BROKER_BUSY_POLL_DEFAULT). */
+    /* Not set: the broker's own default applies (the broker says which at start). */
     if (c->c_opt.o_busy_poll_us >= 0 && used < sizeof(text))
         used += (size_t)snprintf(text + used, sizeof(text) - used, "busy_poll_us = %d\n",
                                  c->c_opt.o_busy_poll_us);
@@ -161,6 +161,16 @@ int bench_session_start(bench_session_t *s, bench_ctx_t *c, const char *tag,
         bench_child_stop(s->s_broker, 5000);
         s->s_broker = NULL;
         return -1;
+    }
+
+    if (c->c_poll_us < 0) {
+        /* "busy polling ... (busy_poll_us N, ...)", or nothing when it is 0. */
+        char *log = bench_sys_read_file(s->s_log, NULL);
+        const char *at = log != NULL ? strstr(log, "busy polling ") : NULL;
+        const char *us = at != NULL ? strstr(at, "(busy_poll_us ") : NULL;
+        c->c_poll_us = us != NULL ? atoi(us + strlen("(busy_poll_us ")) : 0;
+        c->c_poll_onecpu = at != NULL && strncmp(at, "busy polling off: one CPU", 25) == 0;
+        free(log);
     }
 
     /* The shim reads its settings when it starts: from here. */
